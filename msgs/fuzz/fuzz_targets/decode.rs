@@ -2,7 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use reflex_msgs::*;
+use reflex_msgs::reflex_msgs as reflex;
+use reflex_msgs::{decode, decode_into, diagnostic_msgs, geometry_msgs, sensor_msgs, std_msgs, vision_msgs, Message};
 
 fn both<T: Message>(data: &[u8]) {
     let _ = decode::<T>(data);
@@ -18,8 +19,8 @@ fuzz_target!(|data: &[u8]| {
     both::<vision_msgs::Detection2DArray>(data);
     both::<geometry_msgs::TwistStamped>(data);
     both::<diagnostic_msgs::DiagnosticArray>(data);
-    both::<reflex_msgs::reflex_msgs::BrakeRequest>(data);
-    both::<reflex_msgs::reflex_msgs::SafeStop>(data);
-    both::<reflex_msgs::reflex_msgs::TrackedObjectArray>(data);
-    both::<reflex_msgs::reflex_msgs::MonitorEvent>(data);
+    both::<reflex::BrakeRequest>(data);
+    both::<reflex::SafeStop>(data);
+    both::<reflex::TrackedObjectArray>(data);
+    both::<reflex::MonitorEvent>(data);
 });

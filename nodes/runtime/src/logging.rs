@@ -1,0 +1,25 @@
+//! `tracing` set-up shared by every binary: `RUST_LOG`-style filter from `REFLEX_LOG` (or
+//! `RUST_LOG`), human-readable or JSON lines on stderr.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Installs the global subscriber; a second call (or one in a test harness) is a no-op.
+/// zenoh's own chatter is kept at `warn` unless the filter names it.
+pub fn init_tracing(format: LogFormat) {
+    let filter = std::env::var("REFLEX_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info,zenoh=warn,zenoh_transport=error".into());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

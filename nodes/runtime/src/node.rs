@@ -1,0 +1,847 @@
+//! A node: one zenoh session, its typed publishers and subscribers, its liveliness token, and
+//! a watchdog thread that checks input deadlines and callback budgets on the node's clock.
+
+use crate::attachment::{self, Attachment};
+use crate::clock::Clock;
+use crate::keys;
+use crate::queue::{input_queue, OverflowPolicy, QueueReader, QueueWriter};
+use crate::timing::{InputStats, LatencyHistogram};
+use crate::transport::{TransportConfig, TransportConfigError};
+use reflex_msgs::reflex_msgs::MonitorEvent;
+use reflex_msgs::std_msgs::Header;
+use reflex_msgs::{decode_into, encode_into, topics, DecodeError, Message};
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, Thread};
+use std::time::Duration;
+use zenoh::bytes::ZBytes;
+use zenoh::qos::CongestionControl;
+use zenoh::sample::Sample;
+use zenoh::shm::{GarbageCollect, PosixShmProviderBackend, ShmProvider, ShmProviderBuilder};
+use zenoh::Wait;
+
+/// How often the watchdog looks at its lists even when no deadline is near (new inputs wake it
+/// at once; this bounds the delay for a simulation clock that stopped moving).
+const WATCHDOG_BACKSTOP: Duration = Duration::from_millis(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node name {0:?} is not usable: use letters, digits, '_' and '-'")]
+    BadName(String),
+    #[error(transparent)]
+    Transport(#[from] TransportConfigError),
+    #[error("cannot open the zenoh session: {0}")]
+    Open(String),
+    #[error("cannot declare {what} on `{key}`: {reason}")]
+    Declare {
+        what: &'static str,
+        key: String,
+        reason: String,
+    },
+    #[error("cannot publish on `{key}`: {reason}")]
+    Publish { key: String, reason: String },
+}
+
+/// What a node needs to start.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    pub name: String,
+    pub transport: TransportConfig,
+    pub clock: Clock,
+}
+
+impl NodeOptions {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn transport(mut self, transport: TransportConfig) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Options of one subscription.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputOptions {
+    /// Messages the queue holds before the overflow policy drops.
+    pub capacity: usize,
+    pub policy: OverflowPolicy,
+    /// Maximum gap between two messages before a deadline breach is raised; `None`: unwatched.
+    /// The watch starts when the subscription is declared, so a topic that never starts
+    /// publishing is a breach too.
+    pub deadline_ms: Option<f64>,
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        Self {
+            capacity: 8,
+            policy: OverflowPolicy::DropOldest,
+            deadline_ms: None,
+        }
+    }
+}
+
+impl InputOptions {
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+    pub fn policy(mut self, policy: OverflowPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline_ms = Some(deadline.as_secs_f64() * 1e3);
+        self
+    }
+}
+
+/// A running node. Dropping it stops its watchdog and undeclares everything.
+pub struct Node {
+    shared: Arc<NodeShared>,
+    watchdog: Option<JoinHandle<()>>,
+    _liveliness: zenoh::liveliness::LivelinessToken,
+}
+
+struct NodeShared {
+    name: String,
+    prefix: String,
+    session: zenoh::Session,
+    clock: Clock,
+    shm: Option<ShmProvider<PosixShmProviderBackend>>,
+    shm_threshold_bytes: usize,
+    next_entity: AtomicU64,
+    events: Mutex<EventSink>,
+    watch: Mutex<WatchList>,
+    watchdog_thread: Mutex<Option<Thread>>,
+    stopping: AtomicBool,
+}
+
+#[derive(Default)]
+struct WatchList {
+    inputs: Vec<Arc<InputWatch>>,
+    budgets: Vec<Arc<BudgetWatch>>,
+}
+
+/// Publishes `MonitorEvent`s. Events are rare (a breach, a recovery), so a lock is fine here.
+struct EventSink {
+    publisher: zenoh::pubsub::Publisher<'static>,
+    message: MonitorEvent,
+    buffer: Vec<u8>,
+}
+
+impl Node {
+    /// Opens the zenoh session, declares the node's liveliness token and starts its watchdog.
+    pub fn new(options: NodeOptions) -> Result<Self, NodeError> {
+        let NodeOptions {
+            name,
+            transport,
+            clock,
+        } = options;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(NodeError::BadName(name));
+        }
+        let _span = tracing::info_span!("node_start", node = %name).entered();
+        let config = transport.to_zenoh()?;
+        let shm = if transport.shared_memory {
+            // Segments of killed processes stay in /dev/shm; reclaim them before adding ours.
+            zenoh::shm::cleanup_orphaned_shm_segments();
+            match ShmProviderBuilder::default_backend(transport.shm_pool_bytes).wait() {
+                Ok(provider) => Some(provider),
+                Err(error) => {
+                    tracing::warn!(%error, "shared memory unavailable, large messages will be copied");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let session = zenoh::open(config)
+            .wait()
+            .map_err(|e| NodeError::Open(e.to_string()))?;
+        let prefix = transport.prefix.clone();
+        let token_key = keys::liveliness_token(&prefix, &name, &hostname(), std::process::id());
+        let liveliness = session
+            .liveliness()
+            .declare_token(token_key.clone())
+            .wait()
+            .map_err(|e| NodeError::Declare {
+                what: "liveliness token",
+                key: token_key,
+                reason: e.to_string(),
+            })?;
+        let events_key = keys::topic_key(&prefix, topics::MONITOR_EVENTS);
+        let events = declare_publisher(&session, &events_key)?;
+        let shared = Arc::new(NodeShared {
+            events: Mutex::new(EventSink {
+                publisher: events,
+                message: MonitorEvent {
+                    node: name.clone(),
+                    ..Default::default()
+                },
+                buffer: Vec::with_capacity(256),
+            }),
+            name,
+            prefix,
+            session,
+            clock,
+            shm,
+            shm_threshold_bytes: transport.shm_threshold_bytes,
+            next_entity: AtomicU64::new(1),
+            watch: Mutex::new(WatchList::default()),
+            watchdog_thread: Mutex::new(None),
+            stopping: AtomicBool::new(false),
+        });
+        let watchdog = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("{}-watchdog", shared.name))
+                .spawn(move || watchdog(&shared))
+                .map_err(|e| NodeError::Open(format!("cannot start the watchdog thread: {e}")))?
+        };
+        *shared
+            .watchdog_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(watchdog.thread().clone());
+        tracing::info!(node = %shared.name, zid = %shared.session.zid(), shm = shared.shm.is_some(), "node up");
+        Ok(Self {
+            shared,
+            watchdog: Some(watchdog),
+            _liveliness: liveliness,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    /// The zenoh session, for tools that need more than typed pub/sub (introspection).
+    pub fn session(&self) -> &zenoh::Session {
+        &self.shared.session
+    }
+
+    pub fn key(&self, topic: &str) -> String {
+        keys::topic_key(&self.shared.prefix, topic)
+    }
+
+    /// A typed publisher on `topic`.
+    pub fn publisher<T: Message>(&self, topic: &str) -> Result<Publisher<T>, NodeError> {
+        let key = self.key(topic);
+        let inner = declare_publisher(&self.shared.session, &key)?;
+        let entity = self.shared.next_entity.fetch_add(1, Ordering::Relaxed);
+        Ok(Publisher {
+            inner,
+            key,
+            gid: gid(&self.shared.session, entity),
+            sequence: 0,
+            buffer: Vec::new(),
+            shared: self.shared.clone(),
+            shm_sent: 0,
+            _type: PhantomData,
+        })
+    }
+
+    /// A typed subscriber on `topic`. Call from the thread that will process it: arriving
+    /// messages wake that thread (see [`Node::wait_for_input`]).
+    pub fn subscriber<T: Message>(
+        &self,
+        topic: &str,
+        options: InputOptions,
+    ) -> Result<Subscriber<T>, NodeError> {
+        let key = self.key(topic);
+        let now = self.shared.clock.now_ns();
+        let watch = Arc::new(InputWatch {
+            topic: topic.to_string(),
+            deadline_ns: options.deadline_ms.map_or(0, |ms| (ms * 1e6) as i64),
+            // The deadline is armed from the moment of subscription, not from the first message.
+            last_arrival_ns: AtomicI64::new(now),
+            missed: AtomicBool::new(false),
+        });
+        let (writer, reader) = input_queue::<Incoming>(options.capacity, options.policy);
+        let writer = CallbackWriter::new(writer);
+        let processing_thread = std::thread::current();
+        let callback_watch = watch.clone();
+        let clock = self.shared.clock.clone();
+        let inner = self
+            .shared
+            .session
+            .declare_subscriber(key.clone())
+            .callback(move |sample: Sample| {
+                let arrival_ns = clock.now_ns();
+                // Relaxed: the watchdog only compares times; no other data hangs off this store.
+                callback_watch
+                    .last_arrival_ns
+                    .store(arrival_ns, Ordering::Relaxed);
+                writer.push(Incoming { sample, arrival_ns });
+                processing_thread.unpark();
+            })
+            .wait()
+            .map_err(|e| NodeError::Declare {
+                what: "subscriber",
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+        if watch.deadline_ns > 0 {
+            self.shared
+                .watch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .inputs
+                .push(watch.clone());
+            self.shared.wake_watchdog();
+        }
+        Ok(Subscriber {
+            _inner: inner,
+            key,
+            topic: topic.to_string(),
+            reader,
+            message: T::default(),
+            stats: InputStats::default(),
+            reported_drops: 0,
+            shared: self.shared.clone(),
+            _watch: watch,
+        })
+    }
+
+    /// Declares an execution budget for a callback named `name`; the watchdog reports a run
+    /// that exceeds it while it is still running.
+    pub fn budget(&self, name: &str, limit: Duration) -> Budget {
+        let watch = Arc::new(BudgetWatch {
+            name: name.to_string(),
+            limit_ns: limit.as_nanos() as i64,
+            running_since_ns: AtomicI64::new(0),
+            reported: AtomicBool::new(false),
+        });
+        self.shared
+            .watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .budgets
+            .push(watch.clone());
+        self.shared.wake_watchdog();
+        Budget {
+            watch,
+            shared: self.shared.clone(),
+            runs: 0,
+            overruns: 0,
+            run_time: LatencyHistogram::new(),
+        }
+    }
+
+    /// Parks the calling thread until a subscriber created on it receives a message, or
+    /// `timeout` passes. Spurious wake-ups are possible; callers loop over `recv`.
+    pub fn wait_for_input(&self, timeout: Duration) {
+        std::thread::park_timeout(timeout);
+    }
+
+    /// Publishes a monitor event from this node.
+    pub fn report(&self, kind: u8, topic: &str, value_ms: f64, limit_ms: f64, detail: &str) {
+        self.shared.report(kind, topic, value_ms, limit_ms, detail);
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.wake_watchdog();
+        if let Some(watchdog) = self.watchdog.take() {
+            let _ = watchdog.join();
+        }
+    }
+}
+
+impl NodeShared {
+    fn wake_watchdog(&self) {
+        if let Some(thread) = self
+            .watchdog_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            thread.unpark();
+        }
+        // A simulation clock's sleepers wait on the clock itself.
+        self.clock.set_ns(self.clock.now_ns());
+    }
+
+    fn report(&self, kind: u8, topic: &str, value_ms: f64, limit_ms: f64, detail: &str) {
+        let stamp = self.clock.now();
+        let mut sink = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let EventSink {
+            publisher,
+            message,
+            buffer,
+        } = &mut *sink;
+        message.header.stamp = stamp;
+        message.kind = kind;
+        message.topic.clear();
+        message.topic.push_str(topic);
+        message.value_ms = value_ms;
+        message.limit_ms = limit_ms;
+        message.detail.clear();
+        message.detail.push_str(detail);
+        encode_into(&*message, buffer);
+        tracing::warn!(node = %self.name, kind = event_kind_name(kind), topic, value_ms, limit_ms, detail, "monitor event");
+        if let Err(error) = publisher.put(buffer.as_slice()).wait() {
+            tracing::error!(%error, "cannot publish monitor event");
+        }
+    }
+}
+
+pub fn event_kind_name(kind: u8) -> &'static str {
+    match kind {
+        MonitorEvent::KIND_DEADLINE_MISSED => "deadline_missed",
+        MonitorEvent::KIND_BUDGET_OVERRUN => "budget_overrun",
+        MonitorEvent::KIND_QUEUE_DROP => "queue_drop",
+        MonitorEvent::KIND_DECODE_ERROR => "decode_error",
+        MonitorEvent::KIND_CALLBACK_FAILED => "callback_failed",
+        MonitorEvent::KIND_RECOVERED => "recovered",
+        _ => "unknown",
+    }
+}
+
+fn declare_publisher(
+    session: &zenoh::Session,
+    key: &str,
+) -> Result<zenoh::pubsub::Publisher<'static>, NodeError> {
+    session
+        .declare_publisher(key.to_string())
+        // Never block the publishing thread on a slow link: a full queue drops, and the
+        // subscriber's sequence-gap count shows it.
+        .congestion_control(CongestionControl::Drop)
+        // Send at once instead of waiting to batch: latency over throughput.
+        .express(true)
+        .wait()
+        .map_err(|e| NodeError::Declare {
+            what: "publisher",
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// A 16-byte publisher id: the session's zenoh id with the entity number folded in.
+fn gid(session: &zenoh::Session, entity: u64) -> [u8; 16] {
+    let mut gid = session.zid().to_le_bytes();
+    for (byte, entity_byte) in gid.iter_mut().zip(entity.to_le_bytes()) {
+        *byte ^= entity_byte;
+    }
+    gid
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A typed publisher. `publish` reuses one encode buffer and, for large messages, encodes
+/// straight into a shared-memory chunk.
+pub struct Publisher<T: Message> {
+    inner: zenoh::pubsub::Publisher<'static>,
+    key: String,
+    gid: [u8; 16],
+    sequence: i64,
+    buffer: Vec<u8>,
+    shared: Arc<NodeShared>,
+    shm_sent: u64,
+    _type: PhantomData<fn(&T)>,
+}
+
+impl<T: Message> Publisher<T> {
+    pub fn publish(&mut self, message: &T) -> Result<(), NodeError> {
+        self.sequence += 1;
+        let attachment = Attachment {
+            sequence: self.sequence,
+            source_timestamp_ns: self.shared.clock.now_ns(),
+            gid: self.gid,
+        }
+        .encode();
+        let payload = self.payload(message);
+        self.inner
+            .put(payload)
+            .attachment(attachment)
+            .wait()
+            .map_err(|e| NodeError::Publish {
+                key: self.key.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn payload(&mut self, message: &T) -> ZBytes {
+        if let Some(shm) = &self.shared.shm {
+            let size = cdr::calc_serialized_size(message) as usize;
+            if size >= self.shared.shm_threshold_bytes {
+                // Garbage-collect freed chunks if needed, but never block: on failure fall back
+                // to the copying path below.
+                if let Ok(mut chunk) = shm.alloc(size).with_policy::<GarbageCollect>().wait() {
+                    let mut writer: &mut [u8] = &mut chunk[..];
+                    if cdr::serialize_into::<_, _, _, cdr::CdrLe>(
+                        &mut writer,
+                        message,
+                        cdr::Infinite,
+                    )
+                    .is_ok()
+                    {
+                        self.shm_sent += 1;
+                        return chunk.into();
+                    }
+                }
+            }
+        }
+        encode_into(message, &mut self.buffer);
+        ZBytes::from(self.buffer.as_slice())
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Messages published so far.
+    pub fn sent(&self) -> u64 {
+        self.sequence as u64
+    }
+
+    /// Of those, messages written into shared memory.
+    pub fn sent_through_shm(&self) -> u64 {
+        self.shm_sent
+    }
+}
+
+/// What the network callback hands to the processing thread.
+struct Incoming {
+    sample: Sample,
+    arrival_ns: i64,
+}
+
+/// The queue's writing half, callable from zenoh's `Fn` callback.
+///
+/// zenoh runs a subscriber's callback on its receive tasks: serially for one link, but calls
+/// from two links may overlap. A flag serializes them; the guarded section is one ring push,
+/// which never waits for the reader, so the wait for the flag is a few nanoseconds at most.
+struct CallbackWriter {
+    busy: AtomicBool,
+    writer: UnsafeCell<QueueWriter<Incoming>>,
+}
+
+// SAFETY: the writer is only reached through `push`, which holds `busy` exclusively.
+unsafe impl Sync for CallbackWriter {}
+
+impl CallbackWriter {
+    fn new(writer: QueueWriter<Incoming>) -> Self {
+        Self {
+            busy: AtomicBool::new(false),
+            writer: UnsafeCell::new(writer),
+        }
+    }
+
+    fn push(&self, item: Incoming) {
+        // Acquire pairs with the Release below: the previous holder's writes to the queue
+        // writer are visible before we touch it.
+        while self
+            .busy
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        // SAFETY: `busy` is ours, so no other reference to the writer exists.
+        unsafe { (*self.writer.get()).push(item) };
+        self.busy.store(false, Ordering::Release);
+    }
+}
+
+/// A message handed out by [`Subscriber::recv`], with its timing.
+pub struct Received<'a, T> {
+    pub message: &'a T,
+    /// Now minus `header.stamp` (capture time): the end-to-end age so far. `None` when the
+    /// type has no header or the stamp is zero.
+    pub age_ns: Option<i64>,
+    /// Arrival at this node minus the publisher's send time: the transport hop.
+    pub transit_ns: Option<i64>,
+    pub sequence: Option<i64>,
+    /// Whether the payload came through shared memory rather than a copy.
+    pub shared_memory: bool,
+}
+
+/// A typed subscriber. `recv` decodes into one message it owns and reuses.
+pub struct Subscriber<T: Message> {
+    _inner: zenoh::pubsub::Subscriber<()>,
+    key: String,
+    topic: String,
+    reader: QueueReader<Incoming>,
+    message: T,
+    stats: InputStats,
+    reported_drops: u64,
+    shared: Arc<NodeShared>,
+    _watch: Arc<InputWatch>,
+}
+
+impl<T: Message> Subscriber<T> {
+    /// The next message, decoded, or `None` when the queue is empty. Messages that fail to
+    /// decode are counted, reported as monitor events, and skipped.
+    pub fn recv(&mut self) -> Option<Received<'_, T>> {
+        loop {
+            self.report_drops();
+            let incoming = self.reader.pop()?;
+            let payload = incoming.sample.payload();
+            let shared_memory = payload.as_shm().is_some();
+            let result = decode_payload(payload, &mut self.message);
+            if let Err(error) = result {
+                self.stats.decode_errors += 1;
+                // Formatting allocates, but only on this error path.
+                let detail = error.to_string();
+                self.shared.report(
+                    MonitorEvent::KIND_DECODE_ERROR,
+                    &self.topic,
+                    self.stats.decode_errors as f64,
+                    0.0,
+                    &detail,
+                );
+                continue;
+            }
+            let now = self.shared.clock.now_ns();
+            let attachment = incoming
+                .sample
+                .attachment()
+                .and_then(|a| Attachment::decode(&a.to_bytes()));
+            let transit_ns = attachment.map(|a| incoming.arrival_ns - a.source_timestamp_ns);
+            let age_ns = self
+                .message
+                .header()
+                .filter(|h| !h.stamp.is_zero())
+                .map(|h: &Header| now - h.stamp.as_nanos());
+            self.stats.record(
+                age_ns,
+                transit_ns,
+                now - incoming.arrival_ns,
+                attachment.map(|a| (a.gid, a.sequence)),
+                shared_memory,
+            );
+            return Some(Received {
+                message: &self.message,
+                age_ns,
+                transit_ns,
+                sequence: attachment.map(|a| a.sequence),
+                shared_memory,
+            });
+        }
+    }
+
+    fn report_drops(&mut self) {
+        let dropped = self.reader.dropped();
+        if dropped != self.reported_drops {
+            self.stats.dropped = dropped;
+            // One event per burst of drops, not per message: the count says how many.
+            if dropped
+                >= self
+                    .reported_drops
+                    .saturating_mul(2)
+                    .max(self.reported_drops + 1)
+            {
+                self.shared.report(
+                    MonitorEvent::KIND_QUEUE_DROP,
+                    &self.topic,
+                    dropped as f64,
+                    0.0,
+                    "input queue overflow",
+                );
+                self.reported_drops = dropped;
+            }
+        }
+    }
+
+    /// Messages waiting in the queue.
+    pub fn pending(&self) -> usize {
+        self.reader.len()
+    }
+
+    pub fn stats(&self) -> &InputStats {
+        &self.stats
+    }
+
+    /// Messages dropped by the queue's overflow policy.
+    pub fn dropped(&self) -> u64 {
+        self.reader.dropped()
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+fn decode_payload<T: Message>(payload: &ZBytes, place: &mut T) -> Result<(), DecodeError> {
+    // Contiguous payloads (shared memory, and anything that arrived in one piece) are read in
+    // place; a fragmented one is gathered into one buffer first.
+    decode_into(&payload.to_bytes(), place)
+}
+
+struct InputWatch {
+    topic: String,
+    deadline_ns: i64,
+    last_arrival_ns: AtomicI64,
+    missed: AtomicBool,
+}
+
+struct BudgetWatch {
+    name: String,
+    limit_ns: i64,
+    /// Start of the run in progress; 0 when idle.
+    running_since_ns: AtomicI64,
+    /// The run in progress was already reported.
+    reported: AtomicBool,
+}
+
+/// An execution budget for one callback (see [`Node::budget`]).
+pub struct Budget {
+    watch: Arc<BudgetWatch>,
+    shared: Arc<NodeShared>,
+    runs: u64,
+    overruns: u64,
+    run_time: LatencyHistogram,
+}
+
+impl Budget {
+    /// Runs `callback`, measuring it against the budget.
+    pub fn run<R>(&mut self, callback: impl FnOnce() -> R) -> R {
+        let start = self.shared.clock.now_ns();
+        self.watch.reported.store(false, Ordering::Relaxed);
+        // Release: the watchdog that reads a non-zero start also sees `reported` cleared.
+        self.watch
+            .running_since_ns
+            .store(start.max(1), Ordering::Release);
+        let result = callback();
+        self.watch.running_since_ns.store(0, Ordering::Release);
+        let elapsed = self.shared.clock.now_ns() - start;
+        self.runs += 1;
+        self.run_time.record_ns(elapsed);
+        if elapsed > self.watch.limit_ns {
+            self.overruns += 1;
+            // The watchdog may already have reported this run while it was still going.
+            if !self.watch.reported.swap(true, Ordering::AcqRel) {
+                self.shared.report(
+                    MonitorEvent::KIND_BUDGET_OVERRUN,
+                    &self.watch.name,
+                    elapsed as f64 / 1e6,
+                    self.watch.limit_ns as f64 / 1e6,
+                    "callback exceeded its budget",
+                );
+            }
+        }
+        result
+    }
+
+    pub fn runs(&self) -> u64 {
+        self.runs
+    }
+
+    pub fn overruns(&self) -> u64 {
+        self.overruns
+    }
+
+    pub fn run_time(&self) -> &LatencyHistogram {
+        &self.run_time
+    }
+}
+
+/// Checks deadlines and running budgets at the moment they expire, on the node's clock.
+fn watchdog(shared: &NodeShared) {
+    while !shared.stopping.load(Ordering::Acquire) {
+        let now = shared.clock.now_ns();
+        let mut next_check = now + WATCHDOG_BACKSTOP.as_nanos() as i64;
+        {
+            let watch = shared.watch.lock().unwrap_or_else(|p| p.into_inner());
+            for input in &watch.inputs {
+                let last = input.last_arrival_ns.load(Ordering::Relaxed);
+                let expiry = last.saturating_add(input.deadline_ns);
+                if now >= expiry {
+                    if !input.missed.swap(true, Ordering::Relaxed) {
+                        shared.report(
+                            MonitorEvent::KIND_DEADLINE_MISSED,
+                            &input.topic,
+                            (now - last) as f64 / 1e6,
+                            input.deadline_ns as f64 / 1e6,
+                            "no message within the deadline",
+                        );
+                    }
+                } else {
+                    if input.missed.swap(false, Ordering::Relaxed) {
+                        shared.report(
+                            MonitorEvent::KIND_RECOVERED,
+                            &input.topic,
+                            0.0,
+                            input.deadline_ns as f64 / 1e6,
+                            "messages arrive again",
+                        );
+                    }
+                    next_check = next_check.min(expiry);
+                }
+            }
+            for budget in &watch.budgets {
+                // Acquire pairs with the Release in `Budget::run`.
+                let since = budget.running_since_ns.load(Ordering::Acquire);
+                if since == 0 {
+                    continue;
+                }
+                let expiry = since.saturating_add(budget.limit_ns);
+                if now > expiry {
+                    if !budget.reported.swap(true, Ordering::AcqRel) {
+                        shared.report(
+                            MonitorEvent::KIND_BUDGET_OVERRUN,
+                            &budget.name,
+                            (now - since) as f64 / 1e6,
+                            budget.limit_ns as f64 / 1e6,
+                            "callback still running past its budget",
+                        );
+                    }
+                } else {
+                    next_check = next_check.min(expiry + 1);
+                }
+            }
+        }
+        if shared.clock.is_sim() {
+            shared.clock.sleep_until(next_check, WATCHDOG_BACKSTOP);
+        } else {
+            let left = next_check - shared.clock.now_ns();
+            if left > 0 {
+                std::thread::park_timeout(Duration::from_nanos(left as u64));
+            }
+        }
+    }
+}
+
+/// Publishes raw bytes on a topic key without type: for tools and fault injection.
+pub fn put_raw(node: &Node, topic: &str, bytes: &[u8]) -> Result<(), NodeError> {
+    let key = node.key(topic);
+    node.shared
+        .session
+        .put(key.clone(), bytes)
+        .wait()
+        .map_err(|e| NodeError::Publish {
+            key,
+            reason: e.to_string(),
+        })
+}
+
+#[doc(hidden)]
+pub const ATTACHMENT_LEN: usize = attachment::LEN;
