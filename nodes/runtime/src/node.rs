@@ -517,6 +517,27 @@ impl<T: Message> Publisher<T> {
         &self.key
     }
 
+    /// Whether any subscriber (in this process or another) currently matches this topic.
+    pub fn has_subscribers(&self) -> bool {
+        self.inner
+            .matching_status()
+            .wait()
+            .map(|status| status.matching())
+            .unwrap_or(false)
+    }
+
+    /// Waits up to `timeout` for a subscriber to appear; returns whether one did.
+    pub fn wait_for_subscribers(&self, timeout: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while !self.has_subscribers() {
+            if start.elapsed() >= timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
     /// Messages published so far.
     pub fn sent(&self) -> u64 {
         self.sequence as u64
@@ -580,6 +601,8 @@ pub struct Received<'a, T> {
     /// Arrival at this node minus the publisher's send time: the transport hop.
     pub transit_ns: Option<i64>,
     pub sequence: Option<i64>,
+    /// The publisher's clock when it published (from the attachment).
+    pub source_timestamp_ns: Option<i64>,
     /// Whether the payload came through shared memory rather than a copy.
     pub shared_memory: bool,
 }
@@ -643,6 +666,7 @@ impl<T: Message> Subscriber<T> {
                 age_ns,
                 transit_ns,
                 sequence: attachment.map(|a| a.sequence),
+                source_timestamp_ns: attachment.map(|a| a.source_timestamp_ns),
                 shared_memory,
             });
         }
