@@ -11,8 +11,10 @@ is registered from the upstream vision_msgs 4.x definitions written out below, i
 the copies in msgs/msg/; reflex_msgs is registered from msgs/msg/reflex_msgs/*.msg, which checks
 that the Rust field order matches our published .msg text.
 
-Usage: python3 msgs/scripts/make_golden.py   (needs `pip install rosbags==0.11.9 numpy`)
+Usage: python3 msgs/scripts/make_golden.py [--out DIR]   (needs `pip install rosbags==0.11.9 numpy`;
+./test.sh runs it into a temporary folder and compares with the committed files)
 """
+import argparse
 import json
 import pathlib
 
@@ -150,6 +152,9 @@ def build(typestore, typename, value):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=pathlib.Path, default=OUT, help="where to write (default: msgs/tests/golden)")
+    out = parser.parse_args().out
     typestore = get_typestore(Stores.ROS2_HUMBLE)
     extra = {}
     for name, text in VISION_MSGS.items():
@@ -158,13 +163,13 @@ def main():
         extra.update(get_types_from_msg(path.read_text(), f"reflex_msgs/msg/{path.stem}"))
     typestore.register(extra)
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for typename, value in VALUES.items():
         message = build(typestore, typename, value)
         data = bytes(typestore.serialize_cdr(message, typename))
         stem = typename.replace("/msg/", "__")
-        (OUT / f"{stem}.cdr").write_bytes(data)
-        (OUT / f"{stem}.json").write_text(json.dumps(value, indent=1) + "\n")
+        (out / f"{stem}.cdr").write_bytes(data)
+        (out / f"{stem}.json").write_text(json.dumps(value, indent=1) + "\n")
         print(f"{typename:40} {len(data):5} bytes")
 
 

@@ -28,26 +28,14 @@ impl<'de> CdrReader<'de> {
     /// Checks the encapsulation header and positions the reader at the start of the body.
     pub(crate) fn new(bytes: &'de [u8]) -> Result<Self, DecodeError> {
         if bytes.len() < HEADER_LEN {
-            return Err(DecodeError::at(
-                0,
-                DecodeErrorKind::TooShortForHeader(bytes.len()),
-            ));
+            return Err(DecodeError::at(0, DecodeErrorKind::TooShortForHeader(bytes.len())));
         }
         let big_endian = match [bytes[0], bytes[1]] {
             CDR_LE => false,
             CDR_BE => true,
-            other => {
-                return Err(DecodeError::at(
-                    0,
-                    DecodeErrorKind::UnsupportedEncapsulation(other),
-                ))
-            }
+            other => return Err(DecodeError::at(0, DecodeErrorKind::UnsupportedEncapsulation(other))),
         };
-        Ok(Self {
-            body: &bytes[HEADER_LEN..],
-            pos: 0,
-            big_endian,
-        })
+        Ok(Self { body: &bytes[HEADER_LEN..], pos: 0, big_endian })
     }
 
     fn remaining(&self) -> usize {
@@ -65,10 +53,7 @@ impl<'de> CdrReader<'de> {
 
     fn take(&mut self, len: usize) -> Result<&'de [u8], DecodeError> {
         if len > self.remaining() {
-            return Err(self.error(DecodeErrorKind::UnexpectedEnd {
-                needed: len,
-                remaining: self.remaining(),
-            }));
+            return Err(self.error(DecodeErrorKind::UnexpectedEnd { needed: len, remaining: self.remaining() }));
         }
         let slice = &self.body[self.pos..self.pos + len];
         self.pos += len;
@@ -99,10 +84,7 @@ impl<'de> CdrReader<'de> {
     fn read_len(&mut self, min_element_size: usize) -> Result<usize, DecodeError> {
         let len = self.read_u32()? as usize;
         if len.saturating_mul(min_element_size) > self.remaining() {
-            return Err(self.error(DecodeErrorKind::LengthExceedsInput {
-                length: len,
-                remaining: self.remaining(),
-            }));
+            return Err(self.error(DecodeErrorKind::LengthExceedsInput { length: len, remaining: self.remaining() }));
         }
         Ok(len)
     }
@@ -174,10 +156,7 @@ impl<'de> de::Deserializer<'de> for &mut CdrReader<'de> {
         match self.take(1)?[0] {
             0 => visitor.visit_bool(false),
             1 => visitor.visit_bool(true),
-            other => Err(DecodeError::at(
-                self.offset() - 1,
-                DecodeErrorKind::InvalidBool(other),
-            )),
+            other => Err(DecodeError::at(self.offset() - 1, DecodeErrorKind::InvalidBool(other))),
         }
     }
 
@@ -221,21 +200,11 @@ impl<'de> de::Deserializer<'de> for &mut CdrReader<'de> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         // Every ROS element type occupies at least one byte (empty messages carry a dummy u8).
         let len = self.read_len(1)?;
-        visitor.visit_seq(Elements {
-            reader: self,
-            left: len,
-        })
+        visitor.visit_seq(Elements { reader: self, left: len })
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        visitor.visit_seq(Elements {
-            reader: self,
-            left: len,
-        })
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, DecodeError> {
+        visitor.visit_seq(Elements { reader: self, left: len })
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -280,10 +249,7 @@ struct Elements<'a, 'de> {
 impl<'de> SeqAccess<'de> for Elements<'_, 'de> {
     type Error = DecodeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DecodeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DecodeError> {
         if self.left == 0 {
             return Ok(None);
         }

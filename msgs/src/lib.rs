@@ -48,15 +48,14 @@ pub trait RosType {
     }
 }
 
+/// A message view that carries a capture stamp (for age bookkeeping on borrowed decodes).
+pub trait Stamped {
+    fn stamp(&self) -> builtin_interfaces::Time;
+}
+
 /// A type that can travel as a message: a ROS type that encodes and decodes.
-pub trait Message:
-    RosType + Serialize + DeserializeOwned + Default + Clone + fmt::Debug + Send + 'static
-{
-}
-impl<T> Message for T where
-    T: RosType + Serialize + DeserializeOwned + Default + Clone + fmt::Debug + Send + 'static
-{
-}
+pub trait Message: RosType + Serialize + DeserializeOwned + Default + Clone + fmt::Debug + Send + 'static {}
+impl<T> Message for T where T: RosType + Serialize + DeserializeOwned + Default + Clone + fmt::Debug + Send + 'static {}
 
 /// Appends `T` and its dependencies to `out` unless it is already there.
 #[doc(hidden)]
@@ -101,10 +100,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub(crate) fn at(offset: usize, kind: DecodeErrorKind) -> Self {
-        Self {
-            offset: (offset != usize::MAX).then_some(offset),
-            kind,
-        }
+        Self { offset: (offset != usize::MAX).then_some(offset), kind }
     }
 }
 
@@ -158,8 +154,9 @@ pub fn encode_into<T: Serialize>(message: &T, buffer: &mut Vec<u8>) {
         .expect("CDR encoding into a Vec is infallible for ROS message types");
 }
 
-/// Decodes a CDR message (with encapsulation header) into a new value.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+/// Decodes a CDR message (with encapsulation header) into a new value. View types
+/// (`sensor_msgs::ImageView`, ...) borrow their strings and byte blocks from `bytes`.
+pub fn decode<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     let mut reader = de::CdrReader::new(bytes)?;
     let value = T::deserialize(&mut reader)?;
     reader.finish()?;

@@ -24,9 +24,7 @@ pub mod builtin_interfaces {
     use super::*;
 
     /// A point in time: seconds and nanoseconds since the clock's epoch.
-    #[derive(
-        Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-    )]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
     pub struct Time {
         pub sec: i32,
         pub nanosec: u32,
@@ -40,14 +38,8 @@ pub mod builtin_interfaces {
             let nanosec = nanos.rem_euclid(1_000_000_000) as u32;
             match i32::try_from(sec) {
                 Ok(sec) => Self { sec, nanosec },
-                Err(_) if sec < 0 => Self {
-                    sec: i32::MIN,
-                    nanosec: 0,
-                },
-                Err(_) => Self {
-                    sec: i32::MAX,
-                    nanosec: 999_999_999,
-                },
+                Err(_) if sec < 0 => Self { sec: i32::MIN, nanosec: 0 },
+                Err(_) => Self { sec: i32::MAX, nanosec: 999_999_999 },
             }
         }
 
@@ -72,6 +64,13 @@ pub mod std_msgs {
         pub frame_id: String,
     }
     ros_type!(Header, "std_msgs", [Time]);
+
+    /// A `Header` read in place from a received buffer (no allocation).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+    pub struct HeaderView<'a> {
+        pub stamp: Time,
+        pub frame_id: &'a str,
+    }
 }
 
 /// A `uint8[]` field: encoded as one length and a block of bytes, decoded in place without
@@ -82,12 +81,7 @@ pub struct Bytes(pub Vec<u8>);
 impl std::fmt::Debug for Bytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         const SHOWN: usize = 16;
-        write!(
-            f,
-            "Bytes(len {}: {:02x?}",
-            self.0.len(),
-            &self.0[..self.0.len().min(SHOWN)]
-        )?;
+        write!(f, "Bytes(len {}: {:02x?}", self.0.len(), &self.0[..self.0.len().min(SHOWN)])?;
         f.write_str(if self.0.len() > SHOWN { "..)" } else { ")" })
     }
 }
@@ -146,10 +140,7 @@ impl<'de> Deserialize<'de> for Bytes {
         Ok(Self(bytes))
     }
 
-    fn deserialize_in_place<D: serde::Deserializer<'de>>(
-        deserializer: D,
-        place: &mut Self,
-    ) -> Result<(), D::Error> {
+    fn deserialize_in_place<D: serde::Deserializer<'de>>(deserializer: D, place: &mut Self) -> Result<(), D::Error> {
         deserializer.deserialize_bytes(BytesVisitor(&mut place.0))
     }
 }
@@ -183,15 +174,10 @@ impl<'de, const N: usize> Deserialize<'de> for F64Array<N> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 write!(f, "{N} float64 values")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut values = [0.0; N];
                 for (index, value) in values.iter_mut().enumerate() {
-                    *value = seq
-                        .next_element()?
-                        .ok_or_else(|| serde::de::Error::invalid_length(index, &self))?;
+                    *value = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(index, &self))?;
                 }
                 Ok(F64Array(values))
             }
@@ -217,6 +203,53 @@ pub mod sensor_msgs {
         pub data: Bytes,
     }
     ros_type!(Image, "sensor_msgs", [Header], header: header);
+
+    /// An `Image` read in place: `data` points into the received buffer (for a shared-memory
+    /// payload, into the shared segment itself), so a 640x480 frame is never copied.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+    pub struct ImageView<'a> {
+        #[serde(borrow)]
+        pub header: crate::std_msgs::HeaderView<'a>,
+        pub height: u32,
+        pub width: u32,
+        pub encoding: &'a str,
+        pub is_bigendian: u8,
+        pub step: u32,
+        #[serde(with = "borrowed_bytes")]
+        pub data: &'a [u8],
+    }
+
+    impl crate::Stamped for ImageView<'_> {
+        fn stamp(&self) -> crate::builtin_interfaces::Time {
+            self.header.stamp
+        }
+    }
+
+    impl crate::Stamped for CompressedImageView<'_> {
+        fn stamp(&self) -> crate::builtin_interfaces::Time {
+            self.header.stamp
+        }
+    }
+
+    /// A `CompressedImage` read in place.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+    pub struct CompressedImageView<'a> {
+        #[serde(borrow)]
+        pub header: crate::std_msgs::HeaderView<'a>,
+        pub format: &'a str,
+        #[serde(with = "borrowed_bytes")]
+        pub data: &'a [u8],
+    }
+
+    /// `uint8[]` as one length and a block, borrowed when decoding.
+    mod borrowed_bytes {
+        pub fn serialize<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(bytes)
+        }
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<&'de [u8], D::Error> {
+            <&'de [u8] as serde::Deserialize>::deserialize(deserializer)
+        }
+    }
 
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     pub struct CompressedImage {
@@ -279,12 +312,7 @@ pub mod geometry_msgs {
     impl Default for Quaternion {
         /// The identity rotation, as the ROS definition's default values say.
         fn default() -> Self {
-            Self {
-                x: 0.0,
-                y: 0.0,
-                z: 0.0,
-                w: 1.0,
-            }
+            Self { x: 0.0, y: 0.0, z: 0.0, w: 1.0 }
         }
     }
 
@@ -368,11 +396,7 @@ pub mod vision_msgs {
         pub hypothesis: ObjectHypothesis,
         pub pose: PoseWithCovariance,
     }
-    ros_type!(
-        ObjectHypothesisWithPose,
-        "vision_msgs",
-        [ObjectHypothesis, PoseWithCovariance]
-    );
+    ros_type!(ObjectHypothesisWithPose, "vision_msgs", [ObjectHypothesis, PoseWithCovariance]);
 
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     pub struct Detection2D {

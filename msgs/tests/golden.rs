@@ -3,30 +3,20 @@
 
 use ::reflex_msgs::reflex_msgs as reflex;
 use ::reflex_msgs::{
-    builtin_interfaces, decode, decode_into, diagnostic_msgs, encode, geometry_msgs, schema_text,
-    sensor_msgs, std_msgs, vision_msgs, Message,
+    builtin_interfaces, decode, decode_into, diagnostic_msgs, encode, geometry_msgs, schema_text, sensor_msgs,
+    std_msgs, vision_msgs, Message,
 };
 use std::path::Path;
 
 fn check<T: Message + PartialEq>(stem: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let golden = std::fs::read(dir.join(format!("{stem}.cdr"))).expect("golden .cdr fixture");
-    let json =
-        std::fs::read_to_string(dir.join(format!("{stem}.json"))).expect("golden .json fixture");
+    let json = std::fs::read_to_string(dir.join(format!("{stem}.json"))).expect("golden .json fixture");
     let value: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{stem}.json: {e}"));
-    assert_eq!(
-        T::NAME.replace("/msg/", "__"),
-        stem,
-        "fixture name matches the ROS type name"
-    );
+    assert_eq!(T::NAME.replace("/msg/", "__"), stem, "fixture name matches the ROS type name");
 
     let encoded = encode(&value);
-    assert_eq!(
-        encoded,
-        golden,
-        "{}: our CDR differs from rosbags'",
-        T::NAME
-    );
+    assert_eq!(encoded, golden, "{}: our CDR differs from rosbags'", T::NAME);
 
     let decoded: T = decode(&golden).unwrap_or_else(|e| panic!("{}: {e}", T::NAME));
     assert_eq!(decoded, value, "{}: decoding rosbags' bytes", T::NAME);
@@ -76,10 +66,7 @@ fn every_fixture_is_checked() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         if let Some(stem) = name.strip_suffix(".cdr") {
-            assert!(
-                source.contains(&format!("(\"{stem}\")")),
-                "fixture {name} has no check"
-            );
+            assert!(source.contains(&format!("(\"{stem}\")")), "fixture {name} has no check");
         }
     }
 }
@@ -87,13 +74,8 @@ fn every_fixture_is_checked() {
 #[test]
 fn header_matches_the_reference_bytes() {
     // The worked example from the CDR notes: Header{stamp(1,2),"cam"}.
-    let header = std_msgs::Header {
-        stamp: builtin_interfaces::Time { sec: 1, nanosec: 2 },
-        frame_id: "cam".into(),
-    };
-    let expected = [
-        0x00, 0x01, 0x00, 0x00, 1, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 0x63, 0x61, 0x6D, 0x00,
-    ];
+    let header = std_msgs::Header { stamp: builtin_interfaces::Time { sec: 1, nanosec: 2 }, frame_id: "cam".into() };
+    let expected = [0x00, 0x01, 0x00, 0x00, 1, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 0x63, 0x61, 0x6D, 0x00];
     assert_eq!(encode(&header), expected);
 }
 
@@ -112,14 +94,29 @@ fn schema_text_lists_each_dependency_once() {
         "vision_msgs/Point2D",
     ] {
         let line = format!("\nMSG: {dependency}\n");
-        assert_eq!(
-            schema.matches(&line).count(),
-            1,
-            "{dependency} in\n{schema}"
-        );
+        assert_eq!(schema.matches(&line).count(), 1, "{dependency} in\n{schema}");
     }
     let separator = format!("{}\nMSG: ", "=".repeat(80));
     // Header, Time, Detection2D, ObjectHypothesisWithPose, ObjectHypothesis, PoseWithCovariance,
     // Pose, Point, Quaternion, BoundingBox2D, Pose2D, Point2D.
     assert_eq!(schema.matches(&separator).count(), 12);
+}
+
+#[test]
+fn views_read_rosbags_bytes_in_place() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let golden = std::fs::read(dir.join("sensor_msgs__Image.cdr")).unwrap();
+    let owned: sensor_msgs::Image = decode(&golden).unwrap();
+    let view: sensor_msgs::ImageView = decode(&golden).unwrap();
+    assert_eq!((view.width, view.height, view.encoding, view.step), (owned.width, owned.height, "rgb8", owned.step));
+    assert_eq!(view.header.frame_id, owned.header.frame_id);
+    assert_eq!(view.data, owned.data.as_slice());
+    let data_range = golden.as_ptr_range();
+    assert!(data_range.contains(&view.data.as_ptr()), "image data is borrowed from the buffer, not copied");
+    assert_eq!(encode(&view), golden, "a view encodes to the same bytes");
+
+    let golden = std::fs::read(dir.join("sensor_msgs__CompressedImage.cdr")).unwrap();
+    let owned: sensor_msgs::CompressedImage = decode(&golden).unwrap();
+    let view: sensor_msgs::CompressedImageView = decode(&golden).unwrap();
+    assert_eq!((view.format, view.data), (owned.format.as_str(), owned.data.as_slice()));
 }

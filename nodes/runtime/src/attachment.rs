@@ -42,11 +42,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_foreign_layouts() {
-        let attachment = Attachment {
-            sequence: 42,
-            source_timestamp_ns: -7,
-            gid: [9; 16],
-        };
+        let attachment = Attachment { sequence: 42, source_timestamp_ns: -7, gid: [9; 16] };
         let bytes = attachment.encode();
         assert_eq!(bytes[..8], 42i64.to_le_bytes());
         assert_eq!(Attachment::decode(&bytes), Some(attachment));

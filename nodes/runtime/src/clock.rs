@@ -36,20 +36,13 @@ impl Default for Clock {
 
 impl Clock {
     pub fn wall() -> Self {
-        Self {
-            source: Source::Wall,
-        }
+        Self { source: Source::Wall }
     }
 
     /// A simulation clock starting at `start_ns`; it only moves when [`Clock::set_ns`] is called.
     pub fn sim(start_ns: i64) -> Self {
-        let time = SimTime {
-            now_ns: AtomicI64::new(start_ns),
-            ..Default::default()
-        };
-        Self {
-            source: Source::Sim(Arc::new(time)),
-        }
+        let time = SimTime { now_ns: AtomicI64::new(start_ns), ..Default::default() };
+        Self { source: Source::Sim(Arc::new(time)) }
     }
 
     pub fn is_sim(&self) -> bool {
@@ -75,10 +68,7 @@ impl Clock {
     pub fn set_ns(&self, ns: i64) {
         if let Source::Sim(sim) = &self.source {
             sim.now_ns.fetch_max(ns, Ordering::Release);
-            let _guard = sim
-                .lock
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _guard = sim.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             sim.changed.notify_all();
         }
     }
@@ -99,15 +89,10 @@ impl Clock {
                 wall_now_ns() >= until_ns
             }
             Source::Sim(sim) => {
-                let guard = sim
-                    .lock
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let guard = sim.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let (_guard, _) = sim
                     .changed
-                    .wait_timeout_while(guard, max_wall, |_| {
-                        sim.now_ns.load(Ordering::Acquire) < until_ns
-                    })
+                    .wait_timeout_while(guard, max_wall, |_| sim.now_ns.load(Ordering::Acquire) < until_ns)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 sim.now_ns.load(Ordering::Acquire) >= until_ns
             }
@@ -117,10 +102,7 @@ impl Clock {
 
 pub(crate) fn wall_now_ns() -> i64 {
     // Before 1970 means a broken RTC; 0 keeps arithmetic sane and ages show up as huge.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -140,14 +122,8 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(20));
         clock.advance(Duration::from_nanos(4_000));
-        assert!(
-            sleeper.join().unwrap(),
-            "woken by the clock, not the 10 s backstop"
-        );
-        assert!(
-            !clock.sleep_until(1_000_000, Duration::from_millis(5)),
-            "backstop returns false"
-        );
+        assert!(sleeper.join().unwrap(), "woken by the clock, not the 10 s backstop");
+        assert!(!clock.sleep_until(1_000_000, Duration::from_millis(5)), "backstop returns false");
     }
 
     #[test]

@@ -13,11 +13,7 @@ pub fn topic_key(prefix: &str, topic: &str) -> String {
 
 /// Inverse of [`topic_key`]: the topic name of a key under `prefix`.
 pub fn topic_of_key(prefix: &str, key: &str) -> Option<String> {
-    let rest = if prefix.is_empty() {
-        Some(key)
-    } else {
-        key.strip_prefix(prefix)?.strip_prefix('/')
-    };
+    let rest = if prefix.is_empty() { Some(key) } else { key.strip_prefix(prefix)?.strip_prefix('/') };
     rest.map(|r| format!("/{r}"))
 }
 
@@ -40,10 +36,7 @@ pub fn parse_liveliness_token(prefix: &str, key: &str) -> Option<(String, String
     let rest = key.strip_prefix(&node_space(prefix))?.strip_prefix('/')?;
     let mut parts = rest.split('/');
     let (node, host, pid) = (parts.next()?, parts.next()?, parts.next()?.parse().ok()?);
-    parts
-        .next()
-        .is_none()
-        .then(|| (node.to_string(), host.to_string(), pid))
+    parts.next().is_none().then(|| (node.to_string(), host.to_string(), pid))
 }
 
 #[cfg(test)]
@@ -53,17 +46,11 @@ mod tests {
     #[test]
     fn topics_and_tokens_round_trip() {
         assert_eq!(topic_key("reflex", "/camera/image"), "reflex/camera/image");
-        assert_eq!(
-            topic_of_key("reflex", "reflex/camera/image").as_deref(),
-            Some("/camera/image")
-        );
+        assert_eq!(topic_of_key("reflex", "reflex/camera/image").as_deref(), Some("/camera/image"));
         assert_eq!(topic_of_key("reflex", "other/camera"), None);
         let token = liveliness_token("reflex", "detector", "car1", 42);
         assert_eq!(token, "reflex/_node/detector/car1/42");
-        assert_eq!(
-            parse_liveliness_token("reflex", &token),
-            Some(("detector".into(), "car1".into(), 42))
-        );
+        assert_eq!(parse_liveliness_token("reflex", &token), Some(("detector".into(), "car1".into(), 42)));
         assert_eq!(parse_liveliness_token("reflex", "reflex/_node/x/y"), None);
     }
 }

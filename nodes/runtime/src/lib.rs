@@ -72,9 +72,7 @@ pub mod transport;
 
 pub use clock::Clock;
 pub use logging::{init_tracing, LogFormat};
-pub use node::{
-    Budget, InputOptions, Node, NodeError, NodeOptions, Publisher, Received, Subscriber,
-};
+pub use node::{Budget, InputOptions, Node, NodeError, NodeOptions, Publisher, Received, Subscriber};
 pub use params::{parse_params, ParamError};
 pub use queue::OverflowPolicy;
 pub use shutdown::Shutdown;

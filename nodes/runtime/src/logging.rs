@@ -11,11 +11,12 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber; a second call (or one in a test harness) is a no-op.
-/// zenoh's own chatter is kept at `warn` unless the filter names it.
+/// zenoh's own chatter is kept at `warn` (and the rendezvous listener's retries, which are
+/// expected while another process holds the port, at `error`) unless the filter names it.
 pub fn init_tracing(format: LogFormat) {
     let filter = std::env::var("REFLEX_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,zenoh=warn,zenoh_transport=error".into());
+        .unwrap_or_else(|_| "info,zenoh=warn,zenoh_transport=error,zenoh::net::runtime::orchestrator=error".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {

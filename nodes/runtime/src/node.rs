@@ -7,9 +7,11 @@ use crate::keys;
 use crate::queue::{input_queue, OverflowPolicy, QueueReader, QueueWriter};
 use crate::timing::{InputStats, LatencyHistogram};
 use crate::transport::{TransportConfig, TransportConfigError};
+use reflex_msgs::builtin_interfaces::Time;
 use reflex_msgs::reflex_msgs::MonitorEvent;
 use reflex_msgs::std_msgs::Header;
-use reflex_msgs::{decode_into, encode_into, topics, DecodeError, Message};
+use reflex_msgs::{decode_into, encode_into, topics, DecodeError, Message, Stamped};
+use std::borrow::Cow;
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -35,11 +37,7 @@ pub enum NodeError {
     #[error("cannot open the zenoh session: {0}")]
     Open(String),
     #[error("cannot declare {what} on `{key}`: {reason}")]
-    Declare {
-        what: &'static str,
-        key: String,
-        reason: String,
-    },
+    Declare { what: &'static str, key: String, reason: String },
     #[error("cannot publish on `{key}`: {reason}")]
     Publish { key: String, reason: String },
 }
@@ -54,10 +52,7 @@ pub struct NodeOptions {
 
 impl NodeOptions {
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            ..Self::default()
-        }
+        Self { name: name.into(), ..Self::default() }
     }
 
     pub fn transport(mut self, transport: TransportConfig) -> Self {
@@ -86,11 +81,7 @@ pub struct InputOptions {
 
 impl Default for InputOptions {
     fn default() -> Self {
-        Self {
-            capacity: 8,
-            policy: OverflowPolicy::DropOldest,
-            deadline_ms: None,
-        }
+        Self { capacity: 8, policy: OverflowPolicy::DropOldest, deadline_ms: None }
     }
 }
 
@@ -146,16 +137,8 @@ struct EventSink {
 impl Node {
     /// Opens the zenoh session, declares the node's liveliness token and starts its watchdog.
     pub fn new(options: NodeOptions) -> Result<Self, NodeError> {
-        let NodeOptions {
-            name,
-            transport,
-            clock,
-        } = options;
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        let NodeOptions { name, transport, clock } = options;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(NodeError::BadName(name));
         }
         let _span = tracing::info_span!("node_start", node = %name).entered();
@@ -173,29 +156,20 @@ impl Node {
         } else {
             None
         };
-        let session = zenoh::open(config)
-            .wait()
-            .map_err(|e| NodeError::Open(e.to_string()))?;
+        let session = zenoh::open(config).wait().map_err(|e| NodeError::Open(e.to_string()))?;
         let prefix = transport.prefix.clone();
         let token_key = keys::liveliness_token(&prefix, &name, &hostname(), std::process::id());
         let liveliness = session
             .liveliness()
             .declare_token(token_key.clone())
             .wait()
-            .map_err(|e| NodeError::Declare {
-                what: "liveliness token",
-                key: token_key,
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| NodeError::Declare { what: "liveliness token", key: token_key, reason: e.to_string() })?;
         let events_key = keys::topic_key(&prefix, topics::MONITOR_EVENTS);
         let events = declare_publisher(&session, &events_key)?;
         let shared = Arc::new(NodeShared {
             events: Mutex::new(EventSink {
                 publisher: events,
-                message: MonitorEvent {
-                    node: name.clone(),
-                    ..Default::default()
-                },
+                message: MonitorEvent { node: name.clone(), ..Default::default() },
                 buffer: Vec::with_capacity(256),
             }),
             name,
@@ -216,16 +190,9 @@ impl Node {
                 .spawn(move || watchdog(&shared))
                 .map_err(|e| NodeError::Open(format!("cannot start the watchdog thread: {e}")))?
         };
-        *shared
-            .watchdog_thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(watchdog.thread().clone());
+        *shared.watchdog_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(watchdog.thread().clone());
         tracing::info!(node = %shared.name, zid = %shared.session.zid(), shm = shared.shm.is_some(), "node up");
-        Ok(Self {
-            shared,
-            watchdog: Some(watchdog),
-            _liveliness: liveliness,
-        })
+        Ok(Self { shared, watchdog: Some(watchdog), _liveliness: liveliness })
     }
 
     pub fn name(&self) -> &str {
@@ -264,11 +231,7 @@ impl Node {
 
     /// A typed subscriber on `topic`. Call from the thread that will process it: arriving
     /// messages wake that thread (see [`Node::wait_for_input`]).
-    pub fn subscriber<T: Message>(
-        &self,
-        topic: &str,
-        options: InputOptions,
-    ) -> Result<Subscriber<T>, NodeError> {
+    pub fn subscriber<T: Message>(&self, topic: &str, options: InputOptions) -> Result<Subscriber<T>, NodeError> {
         let key = self.key(topic);
         let now = self.shared.clock.now_ns();
         let watch = Arc::new(InputWatch {
@@ -290,25 +253,14 @@ impl Node {
             .callback(move |sample: Sample| {
                 let arrival_ns = clock.now_ns();
                 // Relaxed: the watchdog only compares times; no other data hangs off this store.
-                callback_watch
-                    .last_arrival_ns
-                    .store(arrival_ns, Ordering::Relaxed);
+                callback_watch.last_arrival_ns.store(arrival_ns, Ordering::Relaxed);
                 writer.push(Incoming { sample, arrival_ns });
                 processing_thread.unpark();
             })
             .wait()
-            .map_err(|e| NodeError::Declare {
-                what: "subscriber",
-                key: key.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| NodeError::Declare { what: "subscriber", key: key.clone(), reason: e.to_string() })?;
         if watch.deadline_ns > 0 {
-            self.shared
-                .watch
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .inputs
-                .push(watch.clone());
+            self.shared.watch.lock().unwrap_or_else(|p| p.into_inner()).inputs.push(watch.clone());
             self.shared.wake_watchdog();
         }
         Ok(Subscriber {
@@ -317,6 +269,8 @@ impl Node {
             topic: topic.to_string(),
             reader,
             message: T::default(),
+            current: None,
+            gathered: Vec::new(),
             stats: InputStats::default(),
             reported_drops: 0,
             shared: self.shared.clone(),
@@ -333,20 +287,9 @@ impl Node {
             running_since_ns: AtomicI64::new(0),
             reported: AtomicBool::new(false),
         });
-        self.shared
-            .watch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .budgets
-            .push(watch.clone());
+        self.shared.watch.lock().unwrap_or_else(|p| p.into_inner()).budgets.push(watch.clone());
         self.shared.wake_watchdog();
-        Budget {
-            watch,
-            shared: self.shared.clone(),
-            runs: 0,
-            overruns: 0,
-            run_time: LatencyHistogram::new(),
-        }
+        Budget { watch, shared: self.shared.clone(), runs: 0, overruns: 0, run_time: LatencyHistogram::new() }
     }
 
     /// Parks the calling thread until a subscriber created on it receives a message, or
@@ -373,12 +316,7 @@ impl Drop for Node {
 
 impl NodeShared {
     fn wake_watchdog(&self) {
-        if let Some(thread) = self
-            .watchdog_thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
+        if let Some(thread) = self.watchdog_thread.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             thread.unpark();
         }
         // A simulation clock's sleepers wait on the clock itself.
@@ -388,11 +326,7 @@ impl NodeShared {
     fn report(&self, kind: u8, topic: &str, value_ms: f64, limit_ms: f64, detail: &str) {
         let stamp = self.clock.now();
         let mut sink = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        let EventSink {
-            publisher,
-            message,
-            buffer,
-        } = &mut *sink;
+        let EventSink { publisher, message, buffer } = &mut *sink;
         message.header.stamp = stamp;
         message.kind = kind;
         message.topic.clear();
@@ -421,10 +355,7 @@ pub fn event_kind_name(kind: u8) -> &'static str {
     }
 }
 
-fn declare_publisher(
-    session: &zenoh::Session,
-    key: &str,
-) -> Result<zenoh::pubsub::Publisher<'static>, NodeError> {
+fn declare_publisher(session: &zenoh::Session, key: &str) -> Result<zenoh::pubsub::Publisher<'static>, NodeError> {
     session
         .declare_publisher(key.to_string())
         // Never block the publishing thread on a slow link: a full queue drops, and the
@@ -433,11 +364,7 @@ fn declare_publisher(
         // Send at once instead of waiting to batch: latency over throughput.
         .express(true)
         .wait()
-        .map_err(|e| NodeError::Declare {
-            what: "publisher",
-            key: key.to_string(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| NodeError::Declare { what: "publisher", key: key.to_string(), reason: e.to_string() })
 }
 
 /// A 16-byte publisher id: the session's zenoh id with the entity number folded in.
@@ -471,21 +398,15 @@ pub struct Publisher<T: Message> {
 impl<T: Message> Publisher<T> {
     pub fn publish(&mut self, message: &T) -> Result<(), NodeError> {
         self.sequence += 1;
-        let attachment = Attachment {
-            sequence: self.sequence,
-            source_timestamp_ns: self.shared.clock.now_ns(),
-            gid: self.gid,
-        }
-        .encode();
+        let attachment =
+            Attachment { sequence: self.sequence, source_timestamp_ns: self.shared.clock.now_ns(), gid: self.gid }
+                .encode();
         let payload = self.payload(message);
         self.inner
             .put(payload)
             .attachment(attachment)
             .wait()
-            .map_err(|e| NodeError::Publish {
-                key: self.key.clone(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| NodeError::Publish { key: self.key.clone(), reason: e.to_string() })
     }
 
     fn payload(&mut self, message: &T) -> ZBytes {
@@ -496,13 +417,7 @@ impl<T: Message> Publisher<T> {
                 // to the copying path below.
                 if let Ok(mut chunk) = shm.alloc(size).with_policy::<GarbageCollect>().wait() {
                     let mut writer: &mut [u8] = &mut chunk[..];
-                    if cdr::serialize_into::<_, _, _, cdr::CdrLe>(
-                        &mut writer,
-                        message,
-                        cdr::Infinite,
-                    )
-                    .is_ok()
-                    {
+                    if cdr::serialize_into::<_, _, _, cdr::CdrLe>(&mut writer, message, cdr::Infinite).is_ok() {
                         self.shm_sent += 1;
                         return chunk.into();
                     }
@@ -519,11 +434,7 @@ impl<T: Message> Publisher<T> {
 
     /// Whether any subscriber (in this process or another) currently matches this topic.
     pub fn has_subscribers(&self) -> bool {
-        self.inner
-            .matching_status()
-            .wait()
-            .map(|status| status.matching())
-            .unwrap_or(false)
+        self.inner.matching_status().wait().map(|status| status.matching()).unwrap_or(false)
     }
 
     /// Waits up to `timeout` for a subscriber to appear; returns whether one did.
@@ -570,20 +481,13 @@ unsafe impl Sync for CallbackWriter {}
 
 impl CallbackWriter {
     fn new(writer: QueueWriter<Incoming>) -> Self {
-        Self {
-            busy: AtomicBool::new(false),
-            writer: UnsafeCell::new(writer),
-        }
+        Self { busy: AtomicBool::new(false), writer: UnsafeCell::new(writer) }
     }
 
     fn push(&self, item: Incoming) {
         // Acquire pairs with the Release below: the previous holder's writes to the queue
         // writer are visible before we touch it.
-        while self
-            .busy
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        while self.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             std::hint::spin_loop();
         }
         // SAFETY: `busy` is ours, so no other reference to the writer exists.
@@ -592,9 +496,10 @@ impl CallbackWriter {
     }
 }
 
-/// A message handed out by [`Subscriber::recv`], with its timing.
-pub struct Received<'a, T> {
-    pub message: &'a T,
+/// A message handed out by [`Subscriber::recv`] (`M` = `&T`) or [`Subscriber::recv_view`]
+/// (`M` = a borrowed view), with its timing.
+pub struct Received<M> {
+    pub message: M,
     /// Now minus `header.stamp` (capture time): the end-to-end age so far. `None` when the
     /// type has no header or the stamp is zero.
     pub age_ns: Option<i64>,
@@ -614,6 +519,9 @@ pub struct Subscriber<T: Message> {
     topic: String,
     reader: QueueReader<Incoming>,
     message: T,
+    /// The sample a view from `recv_view` borrows from.
+    current: Option<Incoming>,
+    gathered: Vec<u8>,
     stats: InputStats,
     reported_drops: u64,
     shared: Arc<NodeShared>,
@@ -623,7 +531,7 @@ pub struct Subscriber<T: Message> {
 impl<T: Message> Subscriber<T> {
     /// The next message, decoded, or `None` when the queue is empty. Messages that fail to
     /// decode are counted, reported as monitor events, and skipped.
-    pub fn recv(&mut self) -> Option<Received<'_, T>> {
+    pub fn recv(&mut self) -> Option<Received<&T>> {
         loop {
             self.report_drops();
             let incoming = self.reader.pop()?;
@@ -643,32 +551,50 @@ impl<T: Message> Subscriber<T> {
                 );
                 continue;
             }
-            let now = self.shared.clock.now_ns();
-            let attachment = incoming
-                .sample
-                .attachment()
-                .and_then(|a| Attachment::decode(&a.to_bytes()));
-            let transit_ns = attachment.map(|a| incoming.arrival_ns - a.source_timestamp_ns);
-            let age_ns = self
-                .message
-                .header()
-                .filter(|h| !h.stamp.is_zero())
-                .map(|h: &Header| now - h.stamp.as_nanos());
-            self.stats.record(
-                age_ns,
-                transit_ns,
-                now - incoming.arrival_ns,
-                attachment.map(|a| (a.gid, a.sequence)),
-                shared_memory,
-            );
-            return Some(Received {
-                message: &self.message,
-                age_ns,
-                transit_ns,
-                sequence: attachment.map(|a| a.sequence),
-                source_timestamp_ns: attachment.map(|a| a.source_timestamp_ns),
-                shared_memory,
-            });
+            let stamp = self.message.header().map(|h: &Header| h.stamp);
+            return Some(received(&self.message, &incoming, stamp, shared_memory, &self.shared.clock, &mut self.stats));
+        }
+    }
+
+    /// The next message decoded as a borrowed view `V` (e.g. `sensor_msgs::ImageView`) that
+    /// reads the payload where it lies: for a shared-memory payload, in the shared segment, so
+    /// a frame is never copied. The payload stays held until the next call. A message that
+    /// fails to decode is counted, reported, and returned as `Err`.
+    pub fn recv_view<'s, V>(&'s mut self) -> Option<Result<Received<V>, DecodeError>>
+    where
+        V: serde::Deserialize<'s> + Stamped,
+    {
+        self.report_drops();
+        let incoming = self.reader.pop()?;
+        // Split borrows: the view borrows `current`/`gathered` while stats are updated.
+        let Self { current, gathered, stats, shared, topic, .. } = self;
+        let incoming: &'s Incoming = current.insert(incoming);
+        let payload = incoming.sample.payload();
+        let shared_memory = payload.as_shm().is_some();
+        let bytes: &'s [u8] = match payload.to_bytes() {
+            Cow::Borrowed(bytes) => bytes,
+            Cow::Owned(bytes) => {
+                // A fragmented payload (large message over a network link) is gathered once.
+                *gathered = bytes;
+                gathered.as_slice()
+            }
+        };
+        match reflex_msgs::decode::<V>(bytes) {
+            Ok(view) => {
+                let stamp = Some(view.stamp());
+                Some(Ok(received(view, incoming, stamp, shared_memory, &shared.clock, stats)))
+            }
+            Err(error) => {
+                stats.decode_errors += 1;
+                shared.report(
+                    MonitorEvent::KIND_DECODE_ERROR,
+                    topic,
+                    stats.decode_errors as f64,
+                    0.0,
+                    &error.to_string(),
+                );
+                Some(Err(error))
+            }
         }
     }
 
@@ -677,12 +603,7 @@ impl<T: Message> Subscriber<T> {
         if dropped != self.reported_drops {
             self.stats.dropped = dropped;
             // One event per burst of drops, not per message: the count says how many.
-            if dropped
-                >= self
-                    .reported_drops
-                    .saturating_mul(2)
-                    .max(self.reported_drops + 1)
-            {
+            if dropped >= self.reported_drops.saturating_mul(2).max(self.reported_drops + 1) {
                 self.shared.report(
                     MonitorEvent::KIND_QUEUE_DROP,
                     &self.topic,
@@ -711,6 +632,30 @@ impl<T: Message> Subscriber<T> {
 
     pub fn key(&self) -> &str {
         &self.key
+    }
+}
+
+/// Timing bookkeeping shared by `recv` and `recv_view`.
+fn received<M>(
+    message: M,
+    incoming: &Incoming,
+    stamp: Option<Time>,
+    shared_memory: bool,
+    clock: &Clock,
+    stats: &mut InputStats,
+) -> Received<M> {
+    let now = clock.now_ns();
+    let attachment = incoming.sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()));
+    let transit_ns = attachment.map(|a| incoming.arrival_ns - a.source_timestamp_ns);
+    let age_ns = stamp.filter(|s| !s.is_zero()).map(|s| now - s.as_nanos());
+    stats.record(age_ns, transit_ns, now - incoming.arrival_ns, attachment.map(|a| (a.gid, a.sequence)), shared_memory);
+    Received {
+        message,
+        age_ns,
+        transit_ns,
+        sequence: attachment.map(|a| a.sequence),
+        source_timestamp_ns: attachment.map(|a| a.source_timestamp_ns),
+        shared_memory,
     }
 }
 
@@ -751,9 +696,7 @@ impl Budget {
         let start = self.shared.clock.now_ns();
         self.watch.reported.store(false, Ordering::Relaxed);
         // Release: the watchdog that reads a non-zero start also sees `reported` cleared.
-        self.watch
-            .running_since_ns
-            .store(start.max(1), Ordering::Release);
+        self.watch.running_since_ns.store(start.max(1), Ordering::Release);
         let result = callback();
         self.watch.running_since_ns.store(0, Ordering::Release);
         let elapsed = self.shared.clock.now_ns() - start;
@@ -857,14 +800,7 @@ fn watchdog(shared: &NodeShared) {
 /// Publishes raw bytes on a topic key without type: for tools and fault injection.
 pub fn put_raw(node: &Node, topic: &str, bytes: &[u8]) -> Result<(), NodeError> {
     let key = node.key(topic);
-    node.shared
-        .session
-        .put(key.clone(), bytes)
-        .wait()
-        .map_err(|e| NodeError::Publish {
-            key,
-            reason: e.to_string(),
-        })
+    node.shared.session.put(key.clone(), bytes).wait().map_err(|e| NodeError::Publish { key, reason: e.to_string() })
 }
 
 #[doc(hidden)]

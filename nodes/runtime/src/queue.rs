@@ -63,28 +63,13 @@ pub struct QueueReader<T> {
 }
 
 /// A queue holding at most `capacity` messages (plus the mailbox for DropOldest).
-pub fn input_queue<T: Send>(
-    capacity: usize,
-    policy: OverflowPolicy,
-) -> (QueueWriter<T>, QueueReader<T>) {
+pub fn input_queue<T: Send>(capacity: usize, policy: OverflowPolicy) -> (QueueWriter<T>, QueueReader<T>) {
     let (producer, consumer) = rtrb::RingBuffer::new(capacity.max(1));
     let (slot_producer, slot_consumer) = rtrb::RingBuffer::new(2);
-    let shared = Arc::new(Shared {
-        mailbox: AtomicPtr::new(std::ptr::null_mut()),
-        dropped: AtomicU64::new(0),
-    });
-    let writer = QueueWriter {
-        ring: producer,
-        returned_slots: slot_consumer,
-        spare_slot: None,
-        policy,
-        shared: shared.clone(),
-    };
-    let reader = QueueReader {
-        ring: consumer,
-        returned_slots: slot_producer,
-        shared,
-    };
+    let shared = Arc::new(Shared { mailbox: AtomicPtr::new(std::ptr::null_mut()), dropped: AtomicU64::new(0) });
+    let writer =
+        QueueWriter { ring: producer, returned_slots: slot_consumer, spare_slot: None, policy, shared: shared.clone() };
+    let reader = QueueReader { ring: consumer, returned_slots: slot_producer, shared };
     (writer, reader)
 }
 
@@ -114,18 +99,12 @@ impl<T: Send> QueueWriter<T> {
     }
 
     fn put_in_mailbox(&mut self, item: T) -> bool {
-        let mut slot = self
-            .spare_slot
-            .take()
-            .or_else(|| self.returned_slots.pop().ok())
-            .unwrap_or_else(|| Box::new(None)); // warm-up only: boxes are recycled after this
+        let mut slot =
+            self.spare_slot.take().or_else(|| self.returned_slots.pop().ok()).unwrap_or_else(|| Box::new(None)); // warm-up only: boxes are recycled after this
         *slot = Some(item);
         // AcqRel: Release publishes the slot's contents to the reader; Acquire makes the contents
         // of a slot we take back (an older message) ours to drop.
-        let previous = self
-            .shared
-            .mailbox
-            .swap(Box::into_raw(slot), Ordering::AcqRel);
+        let previous = self.shared.mailbox.swap(Box::into_raw(slot), Ordering::AcqRel);
         if previous.is_null() {
             return true;
         }
@@ -152,14 +131,9 @@ impl<T: Send> QueueReader<T> {
                 if let Ok(chunk) = self.ring.read_chunk(stale) {
                     chunk.commit_all();
                 }
-                self.shared
-                    .dropped
-                    .fetch_add(stale as u64, Ordering::Relaxed);
+                self.shared.dropped.fetch_add(stale as u64, Ordering::Relaxed);
             }
-            let slot = self
-                .shared
-                .mailbox
-                .swap(std::ptr::null_mut(), Ordering::AcqRel);
+            let slot = self.shared.mailbox.swap(std::ptr::null_mut(), Ordering::AcqRel);
             if !slot.is_null() {
                 // SAFETY: as in `put_in_mailbox`, the swap gave us sole ownership of the box.
                 let mut slot = unsafe { Box::from_raw(slot) };
@@ -198,10 +172,7 @@ mod tests {
             writer.push(i);
         }
         assert_eq!(reader.dropped(), 2);
-        assert_eq!(
-            std::iter::from_fn(|| reader.pop()).collect::<Vec<_>>(),
-            [0, 1, 2]
-        );
+        assert_eq!(std::iter::from_fn(|| reader.pop()).collect::<Vec<_>>(), [0, 1, 2]);
     }
 
     #[test]
@@ -253,16 +224,9 @@ mod tests {
                     drop(reader.pop());
                 }
             }
-            assert!(
-                live.load(Ordering::SeqCst) <= 3,
-                "ring (2) + mailbox (1) at most"
-            );
+            assert!(live.load(Ordering::SeqCst) <= 3, "ring (2) + mailbox (1) at most");
         }
-        assert_eq!(
-            live.load(Ordering::SeqCst),
-            0,
-            "queue dropped with messages inside frees them"
-        );
+        assert_eq!(live.load(Ordering::SeqCst), 0, "queue dropped with messages inside frees them");
     }
 
     /// Two real threads: the writer never waits, the reader sees strictly increasing values,
@@ -283,10 +247,7 @@ mod tests {
                 loop {
                     match reader.pop() {
                         Some(value) => {
-                            assert!(
-                                last.is_none_or(|l| value > l),
-                                "{policy:?}: {value} after {last:?}"
-                            );
+                            assert!(last.is_none_or(|l| value > l), "{policy:?}: {value} after {last:?}");
                             last = Some(value);
                             delivered += 1;
                         }
@@ -295,11 +256,7 @@ mod tests {
                     }
                 }
                 producer.join().unwrap();
-                assert_eq!(
-                    delivered + reader.dropped(),
-                    SENT,
-                    "{policy:?} capacity {capacity}"
-                );
+                assert_eq!(delivered + reader.dropped(), SENT, "{policy:?} capacity {capacity}");
                 if policy == OverflowPolicy::DropOldest {
                     assert_eq!(last, Some(SENT - 1), "the newest message is never lost");
                 }

@@ -22,12 +22,7 @@ impl Timer {
     pub fn new(clock: Clock, period: Duration) -> Self {
         let period_ns = (period.as_nanos() as i64).max(1);
         let next_ns = clock.now_ns() + period_ns;
-        Self {
-            clock,
-            period_ns,
-            next_ns,
-            missed_ticks: 0,
-        }
+        Self { clock, period_ns, next_ns, missed_ticks: 0 }
     }
 
     /// Sleeps until the next tick, at most `max_wait` of wall time (to check for shutdown).
@@ -41,10 +36,7 @@ impl Timer {
         let behind = (now - due_ns) / self.period_ns;
         self.missed_ticks += behind as u64;
         self.next_ns = due_ns + (behind + 1) * self.period_ns;
-        Some(Tick {
-            due_ns,
-            late_ns: now - due_ns,
-        })
+        Some(Tick { due_ns, late_ns: now - due_ns })
     }
 
     pub fn missed_ticks(&self) -> u64 {
@@ -60,25 +52,15 @@ mod tests {
     fn ticks_follow_the_sim_clock_and_count_skips() {
         let clock = Clock::sim(0);
         let mut timer = Timer::new(clock.clone(), Duration::from_millis(10));
-        assert!(
-            timer.wait(Duration::from_millis(1)).is_none(),
-            "sim time did not move"
-        );
+        assert!(timer.wait(Duration::from_millis(1)).is_none(), "sim time did not move");
         clock.set_ns(10_000_000);
         let tick = timer.wait(Duration::from_secs(1)).unwrap();
         assert_eq!((tick.due_ns, tick.late_ns), (10_000_000, 0));
         clock.set_ns(45_000_000);
         let tick = timer.wait(Duration::from_secs(1)).unwrap();
         assert_eq!((tick.due_ns, tick.late_ns), (20_000_000, 25_000_000));
-        assert_eq!(
-            timer.missed_ticks(),
-            2,
-            "ticks at 30 and 40 ms were skipped"
-        );
+        assert_eq!(timer.missed_ticks(), 2, "ticks at 30 and 40 ms were skipped");
         clock.set_ns(50_000_000);
-        assert_eq!(
-            timer.wait(Duration::from_secs(1)).unwrap().due_ns,
-            50_000_000
-        );
+        assert_eq!(timer.wait(Duration::from_secs(1)).unwrap().due_ns, 50_000_000);
     }
 }

@@ -24,10 +24,7 @@ impl std::fmt::Debug for LatencyHistogram {
 
 impl LatencyHistogram {
     pub fn new() -> Self {
-        Self {
-            histogram: Histogram::new_with_bounds(100, 60_000_000_000, 3)
-                .expect("valid histogram bounds"),
-        }
+        Self { histogram: Histogram::new_with_bounds(100, 60_000_000_000, 3).expect("valid histogram bounds") }
     }
 
     pub fn record_ns(&mut self, value_ns: i64) {

@@ -61,11 +61,7 @@ impl Default for TransportConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum TransportConfigError {
     #[error("zenoh rejected setting `{key}` = {value}: {reason}")]
-    Rejected {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    Rejected { key: String, value: String, reason: String },
     #[error("shared-memory pool of {0} bytes is below zenoh's 1 MiB minimum")]
     PoolTooSmall(usize),
     #[error("topic prefix {0:?} is not a valid key expression: {1}")]
@@ -77,18 +73,11 @@ impl TransportConfig {
     /// each other, others do not (tests use this to stay apart).
     pub fn loopback(port: u16) -> Self {
         let endpoint = format!("tcp/127.0.0.1:{port}");
-        Self {
-            listen: vec![endpoint.clone(), "tcp/127.0.0.1:0".into()],
-            connect: vec![endpoint],
-            ..Self::default()
-        }
+        Self { listen: vec![endpoint.clone(), "tcp/127.0.0.1:0".into()], connect: vec![endpoint], ..Self::default() }
     }
 
     fn rendezvous_port() -> u16 {
-        std::env::var("REFLEX_ZENOH_PORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(DEFAULT_RENDEZVOUS_PORT)
+        std::env::var("REFLEX_ZENOH_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(DEFAULT_RENDEZVOUS_PORT)
     }
 
     pub fn validate(&self) -> Result<(), TransportConfigError> {
@@ -104,51 +93,32 @@ impl TransportConfig {
     pub fn to_zenoh(&self) -> Result<zenoh::Config, TransportConfigError> {
         self.validate()?;
         let defaults = Self::loopback(Self::rendezvous_port());
-        let listen = if self.listen.is_empty() && self.mode != Mode::Client {
-            &defaults.listen
-        } else {
-            &self.listen
-        };
-        let connect = if self.connect.is_empty() {
-            &defaults.connect
-        } else {
-            &self.connect
-        };
+        let listen = if self.listen.is_empty() && self.mode != Mode::Client { &defaults.listen } else { &self.listen };
+        let connect = if self.connect.is_empty() { &defaults.connect } else { &self.connect };
         let mode = serde_json::to_string(&self.mode).expect("enum serializes");
         let retry = "{period_init_ms: 100, period_max_ms: 1000, period_increase_factor: 2}";
         let settings = [
             ("mode", mode),
             ("scouting/multicast/enabled", "false".into()),
-            (
-                "listen/endpoints",
-                serde_json::to_string(listen).expect("strings serialize"),
-            ),
+            ("listen/endpoints", serde_json::to_string(listen).expect("strings serialize")),
             // A listener that cannot bind yet (the rendezvous port is taken) retries in the
             // background instead of failing the node.
             ("listen/timeout_ms", "-1".into()),
             ("listen/exit_on_failure", "false".into()),
             ("listen/retry", retry.into()),
-            (
-                "connect/endpoints",
-                serde_json::to_string(connect).expect("strings serialize"),
-            ),
+            ("connect/endpoints", serde_json::to_string(connect).expect("strings serialize")),
             ("connect/timeout_ms", "0".into()),
             ("connect/exit_on_failure", "false".into()),
             ("connect/retry", retry.into()),
-            (
-                "transport/shared_memory/enabled",
-                self.shared_memory.to_string(),
-            ),
+            ("transport/shared_memory/enabled", self.shared_memory.to_string()),
         ];
         let mut config = zenoh::Config::default();
         for (key, value) in settings {
-            config
-                .insert_json5(key, &value)
-                .map_err(|e| TransportConfigError::Rejected {
-                    key: key.into(),
-                    value: value.clone(),
-                    reason: e.to_string(),
-                })?;
+            config.insert_json5(key, &value).map_err(|e| TransportConfigError::Rejected {
+                key: key.into(),
+                value: value.clone(),
+                reason: e.to_string(),
+            })?;
         }
         Ok(config)
     }

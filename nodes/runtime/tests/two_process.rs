@@ -4,9 +4,7 @@
 
 use reflex_msgs::reflex_msgs::MonitorEvent;
 use reflex_msgs::sensor_msgs::Image;
-use reflex_msgs::vision_msgs::{
-    Detection2D, Detection2DArray, ObjectHypothesis, ObjectHypothesisWithPose,
-};
+use reflex_msgs::vision_msgs::{Detection2D, Detection2DArray, ObjectHypothesis, ObjectHypothesisWithPose};
 use reflex_msgs::{builtin_interfaces::Time, topics};
 use reflex_runtime::{InputOptions, Node, NodeOptions, OverflowPolicy, TransportConfig};
 use std::io::{BufRead, BufReader};
@@ -19,23 +17,14 @@ const IMAGES: &str = "/test/image";
 /// The detections the child sends as message `index`: every field depends on the index.
 fn expected_detections(index: u32) -> Detection2DArray {
     let mut message = Detection2DArray::default();
-    message.header.stamp = Time {
-        sec: 1000 + index as i32,
-        nanosec: index * 7,
-    };
+    message.header.stamp = Time { sec: 1000 + index as i32, nanosec: index * 7 };
     message.header.frame_id = format!("camera-{index}");
     for k in 0..(index % 4) {
-        let mut detection = Detection2D {
-            id: format!("{index}.{k}"),
-            ..Default::default()
-        };
+        let mut detection = Detection2D { id: format!("{index}.{k}"), ..Default::default() };
         detection.bbox.center.position.x = f64::from(index) + 0.25;
         detection.bbox.size_x = f64::from(k) * 3.5;
         detection.results.push(ObjectHypothesisWithPose {
-            hypothesis: ObjectHypothesis {
-                class_id: "person".into(),
-                score: f64::from(k) / 8.0,
-            },
+            hypothesis: ObjectHypothesis { class_id: "person".into(), score: f64::from(k) / 8.0 },
             ..Default::default()
         });
         message.detections.push(detection);
@@ -45,9 +34,7 @@ fn expected_detections(index: u32) -> Detection2DArray {
 
 fn expected_image(index: u32) -> Image {
     let (width, height) = (640u32, 480u32);
-    let data: Vec<u8> = (0..width * height * 3)
-        .map(|i| (i.wrapping_mul(31) ^ index) as u8)
-        .collect();
+    let data: Vec<u8> = (0..width * height * 3).map(|i| (i.wrapping_mul(31) ^ index) as u8).collect();
     Image {
         header: expected_detections(index).header,
         width,
@@ -60,10 +47,7 @@ fn expected_image(index: u32) -> Image {
 }
 
 fn transport(port: u16) -> TransportConfig {
-    TransportConfig {
-        prefix: format!("test{port}"),
-        ..TransportConfig::loopback(port)
-    }
+    TransportConfig { prefix: format!("test{port}"), ..TransportConfig::loopback(port) }
 }
 
 /// Child side. Arguments come through the environment: REFLEX_TEST_PORT, REFLEX_TEST_COUNT,
@@ -82,23 +66,14 @@ fn child_process_entry() {
     let mut image_publisher = node.publisher::<Image>(IMAGES).unwrap();
     println!("ready");
     // The parent answers on this topic once its subscribers are declared.
-    let mut go = node
-        .subscriber::<MonitorEvent>("/test/go", InputOptions::default())
-        .unwrap();
+    let mut go = node.subscriber::<MonitorEvent>("/test/go", InputOptions::default()).unwrap();
     let start = Instant::now();
     while go.recv().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "parent never said go"
-        );
+        assert!(start.elapsed() < Duration::from_secs(20), "parent never said go");
         node.wait_for_input(Duration::from_millis(10));
     }
     let messages: Vec<_> = (0..count).map(expected_detections).collect();
-    let image_messages: Vec<_> = if images {
-        (0..count).map(expected_image).collect()
-    } else {
-        Vec::new()
-    };
+    let image_messages: Vec<_> = if images { (0..count).map(expected_image).collect() } else { Vec::new() };
     let start = Instant::now();
     let mut max_put = Duration::ZERO;
     for index in 0..count as usize {
@@ -128,13 +103,7 @@ struct ChildProcess {
 impl ChildProcess {
     fn start(port: u16, count: u32, period_us: u64, images: bool) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "child_process_entry",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--ignored", "--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
             .env("REFLEX_TEST_PORT", port.to_string())
             .env("REFLEX_TEST_COUNT", count.to_string())
             .env("REFLEX_TEST_PERIOD_US", period_us.to_string())
@@ -158,9 +127,7 @@ impl ChildProcess {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 // libtest may print "test child_process_entry ... " on the same line first.
-                Ok(line) if line.contains(prefix) => {
-                    return line[line.find(prefix).unwrap()..].to_string()
-                }
+                Ok(line) if line.contains(prefix) => return line[line.find(prefix).unwrap()..].to_string(),
                 Ok(_) => continue,
                 Err(_) => {
                     panic!("child printed no line starting with {prefix:?} within {timeout:?}")
@@ -180,10 +147,7 @@ impl Drop for ChildProcess {
 /// Tells the child to start once our subscriptions exist (declared before this call).
 fn say_go(node: &Node) {
     let mut go = node.publisher::<MonitorEvent>("/test/go").unwrap();
-    assert!(
-        go.wait_for_subscribers(Duration::from_secs(20)),
-        "child's go subscriber never appeared"
-    );
+    assert!(go.wait_for_subscribers(Duration::from_secs(20)), "child's go subscriber never appeared");
     for _ in 0..3 {
         go.publish(&MonitorEvent::default()).unwrap();
         std::thread::sleep(Duration::from_millis(5));
@@ -193,22 +157,15 @@ fn say_go(node: &Node) {
 fn number_after(line: &str, word: &str) -> u64 {
     let mut words = line.split_whitespace();
     words.by_ref().find(|w| *w == word);
-    words
-        .next()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no number after {word} in {line:?}"))
+    words.next().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("no number after {word} in {line:?}"))
 }
 
 #[test]
 fn messages_arrive_typed_and_intact_with_images_through_shared_memory() {
     let port = 17611;
     let node = Node::new(NodeOptions::new("listener").transport(transport(port))).unwrap();
-    let options = InputOptions::default()
-        .capacity(512)
-        .policy(OverflowPolicy::DropNewest);
-    let mut detections = node
-        .subscriber::<Detection2DArray>(DETECTIONS, options)
-        .unwrap();
+    let options = InputOptions::default().capacity(512).policy(OverflowPolicy::DropNewest);
+    let mut detections = node.subscriber::<Detection2DArray>(DETECTIONS, options).unwrap();
     let mut images = node.subscriber::<Image>(IMAGES, options).unwrap();
     const COUNT: u32 = 60;
     let child = ChildProcess::start(port, COUNT, 20_000, true);
@@ -220,38 +177,20 @@ fn messages_arrive_typed_and_intact_with_images_through_shared_memory() {
     while (next_detection < COUNT || next_image < COUNT) && Instant::now() < deadline {
         node.wait_for_input(Duration::from_millis(20));
         while let Some(received) = detections.recv() {
-            assert_eq!(
-                *received.message,
-                expected_detections(next_detection),
-                "detections #{next_detection}"
-            );
+            assert_eq!(*received.message, expected_detections(next_detection), "detections #{next_detection}");
             assert_eq!(received.sequence, Some(i64::from(next_detection) + 1));
             assert!(received.transit_ns.is_some() && received.age_ns.is_some());
             next_detection += 1;
         }
         while let Some(received) = images.recv() {
-            assert!(
-                *received.message == expected_image(next_image),
-                "image #{next_image} differs"
-            );
-            assert!(
-                received.shared_memory,
-                "image #{next_image} was copied, not shared"
-            );
+            assert!(*received.message == expected_image(next_image), "image #{next_image} differs");
+            assert!(received.shared_memory, "image #{next_image} was copied, not shared");
             next_image += 1;
         }
     }
-    assert_eq!(
-        (next_detection, next_image),
-        (COUNT, COUNT),
-        "every message arrived"
-    );
+    assert_eq!((next_detection, next_image), (COUNT, COUNT), "every message arrived");
     let sent = child.expect_line("sent", Duration::from_secs(10));
-    assert_eq!(
-        number_after(&sent, "shm"),
-        u64::from(COUNT),
-        "publisher wrote every image into shared memory"
-    );
+    assert_eq!(number_after(&sent, "shm"), u64::from(COUNT), "publisher wrote every image into shared memory");
     assert_eq!(detections.dropped() + images.dropped(), 0);
     assert_eq!(detections.stats().sequence_gaps, 0);
     assert_eq!(images.stats().through_shared_memory, u64::from(COUNT));
@@ -262,15 +201,10 @@ fn messages_arrive_typed_and_intact_with_images_through_shared_memory() {
 fn a_slow_consumer_drops_counted_messages_and_never_stalls_the_publisher() {
     let port = 17612;
     let node = Node::new(NodeOptions::new("slow").transport(transport(port))).unwrap();
-    let options = InputOptions::default()
-        .capacity(4)
-        .policy(OverflowPolicy::DropOldest);
-    let mut detections = node
-        .subscriber::<Detection2DArray>(DETECTIONS, options)
-        .unwrap();
-    let mut events = node
-        .subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(64))
-        .unwrap();
+    let options = InputOptions::default().capacity(4).policy(OverflowPolicy::DropOldest);
+    let mut detections = node.subscriber::<Detection2DArray>(DETECTIONS, options).unwrap();
+    let mut events =
+        node.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(64)).unwrap();
     const COUNT: u32 = 400;
     // 400 messages at ~2 kHz; the consumer needs 10 ms per message, 4 s for all of them.
     let child = ChildProcess::start(port, COUNT, 500, false);
@@ -284,31 +218,19 @@ fn a_slow_consumer_drops_counted_messages_and_never_stalls_the_publisher() {
     while started.elapsed() < Duration::from_secs(30) {
         node.wait_for_input(Duration::from_millis(20));
         if let Some(received) = detections.recv() {
-            let index: u32 = received
-                .message
-                .header
-                .frame_id
-                .trim_start_matches("camera-")
-                .parse()
-                .unwrap();
+            let index: u32 = received.message.header.frame_id.trim_start_matches("camera-").parse().unwrap();
             assert!(last_index.is_none_or(|last| index > last), "order kept");
             last_index = Some(index);
             delivered += 1;
             std::thread::sleep(Duration::from_millis(10)); // the slow part
         }
         while let Some(event) = events.recv() {
-            if event.message.kind == MonitorEvent::KIND_QUEUE_DROP
-                && event.message.topic == DETECTIONS
-            {
+            if event.message.kind == MonitorEvent::KIND_QUEUE_DROP && event.message.topic == DETECTIONS {
                 drop_events += 1;
             }
         }
         if sent_line.is_none() {
-            sent_line = child
-                .lines
-                .try_recv()
-                .ok()
-                .and_then(|l| l.find("sent ").map(|at| l[at..].to_string()));
+            sent_line = child.lines.try_recv().ok().and_then(|l| l.find("sent ").map(|at| l[at..].to_string()));
         }
         if last_index == Some(COUNT - 1) && detections.pending() == 0 {
             break;
@@ -317,26 +239,12 @@ fn a_slow_consumer_drops_counted_messages_and_never_stalls_the_publisher() {
     let sent_line = sent_line.unwrap_or_else(|| child.expect_line("sent", Duration::from_secs(10)));
     let publisher_ms = number_after(&sent_line, "in");
     let dropped = detections.dropped();
-    assert_eq!(
-        last_index,
-        Some(COUNT - 1),
-        "drop_oldest still delivers the newest message"
-    );
-    assert!(
-        dropped > 0,
-        "a consumer 20x slower than the publisher must drop"
-    );
-    assert_eq!(
-        delivered + dropped,
-        u64::from(COUNT),
-        "delivered + dropped accounts for every message"
-    );
+    assert_eq!(last_index, Some(COUNT - 1), "drop_oldest still delivers the newest message");
+    assert!(dropped > 0, "a consumer 20x slower than the publisher must drop");
+    assert_eq!(delivered + dropped, u64::from(COUNT), "delivered + dropped accounts for every message");
     assert!(drop_events > 0, "drops were reported on the monitor topic");
     // A stalled publisher would take the consumer's pace (>= 4 s); unstalled it takes ~0.2-1 s.
-    assert!(
-        publisher_ms < 3_000,
-        "publisher took {publisher_ms} ms: it waited for the consumer"
-    );
+    assert!(publisher_ms < 3_000, "publisher took {publisher_ms} ms: it waited for the consumer");
 }
 
 #[test]
@@ -345,34 +253,26 @@ fn a_missed_deadline_is_reported_by_the_timer_within_milliseconds() {
     let node = Node::new(NodeOptions::new("watcher").transport(transport(port))).unwrap();
     let deadline = Duration::from_millis(100);
     let options = InputOptions::default().capacity(64).deadline(deadline);
-    let mut events = node
-        .subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(64))
-        .unwrap();
+    let mut events =
+        node.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(64)).unwrap();
     // The child sends 40 messages 10 ms apart, then goes quiet.
     let child = ChildProcess::start(port, 40, 10_000, false);
     child.expect_line("ready", Duration::from_secs(20));
     // The deadline is armed from subscription: 300 ms of silence before the first message is
     // already a breach.
     let silence = Instant::now();
-    let mut detections = node
-        .subscriber::<Detection2DArray>(DETECTIONS, options)
-        .unwrap();
+    let mut detections = node.subscriber::<Detection2DArray>(DETECTIONS, options).unwrap();
     let mut early_miss = None;
     while silence.elapsed() < Duration::from_millis(300) {
         node.wait_for_input(Duration::from_millis(5));
         while let Some(event) = events.recv() {
-            if event.message.topic == DETECTIONS
-                && event.message.kind == MonitorEvent::KIND_DEADLINE_MISSED
-            {
+            if event.message.topic == DETECTIONS && event.message.kind == MonitorEvent::KIND_DEADLINE_MISSED {
                 early_miss = Some(silence.elapsed());
             }
         }
     }
     let early_miss = early_miss.expect("silence before the first message is a breach");
-    assert!(
-        early_miss >= deadline,
-        "breach at {early_miss:?} came before the deadline"
-    );
+    assert!(early_miss >= deadline, "breach at {early_miss:?} came before the deadline");
     say_go(&node);
 
     let mut received = 0;
@@ -397,42 +297,24 @@ fn a_missed_deadline_is_reported_by_the_timer_within_milliseconds() {
     }
     assert_eq!(received, 40);
     let during_stream = misses.iter().filter(|m| m.3 > 0 && m.3 < 40).count();
-    assert_eq!(
-        during_stream, 0,
-        "10 ms gaps never breach a 100 ms deadline"
-    );
-    let (seen_at, gap_ms, limit_ms, _) = *misses
-        .iter()
-        .find(|m| m.3 == 40)
-        .expect("breach after the stream stopped");
+    assert_eq!(during_stream, 0, "10 ms gaps never breach a 100 ms deadline");
+    let (seen_at, gap_ms, limit_ms, _) = *misses.iter().find(|m| m.3 == 40).expect("breach after the stream stopped");
     assert_eq!(limit_ms, 100.0);
     // Detected by the watchdog at expiry: the gap it saw is the deadline plus its wake-up
     // delay. Generous bounds here; the benchmark measures it precisely.
-    assert!(
-        (100.0..130.0).contains(&gap_ms),
-        "watchdog saw a gap of {gap_ms} ms"
-    );
+    assert!((100.0..130.0).contains(&gap_ms), "watchdog saw a gap of {gap_ms} ms");
     let observed = seen_at.duration_since(last_arrival.unwrap());
-    assert!(
-        observed < deadline + Duration::from_millis(60),
-        "breach seen {observed:?} after the last message"
-    );
+    assert!(observed < deadline + Duration::from_millis(60), "breach seen {observed:?} after the last message");
 }
 
 #[test]
 fn an_input_that_never_publishes_breaches_its_deadline() {
     let port = 17614;
     let node = Node::new(NodeOptions::new("lonely").transport(transport(port))).unwrap();
-    let mut events = node
-        .subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default())
-        .unwrap();
+    let mut events = node.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default()).unwrap();
     let start = Instant::now();
-    let _silent = node
-        .subscriber::<Image>(
-            "/nobody",
-            InputOptions::default().deadline(Duration::from_millis(30)),
-        )
-        .unwrap();
+    let _silent =
+        node.subscriber::<Image>("/nobody", InputOptions::default().deadline(Duration::from_millis(30))).unwrap();
     loop {
         node.wait_for_input(Duration::from_millis(5));
         if let Some(event) = events.recv() {
@@ -441,10 +323,7 @@ fn an_input_that_never_publishes_breaches_its_deadline() {
             assert_eq!(event.message.node, "lonely");
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "no breach for a topic nobody publishes"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "no breach for a topic nobody publishes");
     }
     assert!(start.elapsed() >= Duration::from_millis(30));
 }

@@ -1,0 +1,108 @@
+//! Benchmarks are programs, not timed tests: each measures Reflex and its baseline side by side
+//! in the same run, between real processes, and prints a table (Markdown with `--markdown`).
+
+mod deadline;
+mod transport;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// One-way latency between two processes: Reflex typed pub/sub vs raw zenoh, for payloads
+    /// of 64 B, 4 KiB, 64 KiB and a 640x480 rgb8 image.
+    Transport(transport::TransportArgs),
+    /// Time from a missed input deadline to the breach event reaching another node.
+    Deadline(deadline::DeadlineArgs),
+    /// (internal) The receiving process of `bench transport`.
+    #[command(hide = true)]
+    TransportSink(transport::SinkArgs),
+    /// (internal) The publishing process of `bench deadline`.
+    #[command(hide = true)]
+    DeadlinePeer(deadline::PeerArgs),
+}
+
+pub fn run(command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Transport(args) => transport::run(args),
+        BenchCommand::Deadline(args) => deadline::run(args),
+        BenchCommand::TransportSink(args) => transport::sink(args),
+        BenchCommand::DeadlinePeer(args) => deadline::peer(args),
+    }
+}
+
+/// A free TCP port on loopback for this run's rendezvous, so concurrent runs stay apart.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// This binary re-run as a helper process, its stdout read line by line. Killed on drop.
+struct Helper {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Helper {
+    fn start(args: &[String]) -> Result<Self> {
+        let exe = std::env::current_exe().context("cannot find the reflex executable")?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .context("cannot start the helper process")?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self { child, lines })
+    }
+
+    /// The first line starting with `prefix`, within `timeout`.
+    fn line(&mut self, prefix: &str, timeout: Duration) -> Result<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return Ok(line[prefix.len()..].trim().to_string()),
+                Ok(_) => continue,
+                Err(_) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    bail!("helper process gave no {prefix:?} line within {timeout:?} (exit status: {status:?})")
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Microseconds with one decimal.
+fn us(ns: u64) -> String {
+    format!("{:.1}", ns as f64 / 1e3)
+}
+
+/// Writes `table` to `path` if given (for docs/benchmarks.md), always prints it.
+fn emit(table: &str, path: Option<&std::path::Path>) -> Result<()> {
+    println!("{table}");
+    if let Some(path) = path {
+        std::fs::write(path, table).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("table written to {}", path.display());
+    }
+    Ok(())
+}
