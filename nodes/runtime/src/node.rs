@@ -336,10 +336,11 @@ impl NodeShared {
         message.detail.clear();
         message.detail.push_str(detail);
         encode_into(&*message, buffer);
-        tracing::warn!(node = %self.name, kind = event_kind_name(kind), topic, value_ms, limit_ms, detail, "monitor event");
+        // Out first, log after: a log line can take longer than the hop to the monitor.
         if let Err(error) = publisher.put(buffer.as_slice()).wait() {
             tracing::error!(%error, "cannot publish monitor event");
         }
+        tracing::warn!(node = %self.name, kind = event_kind_name(kind), topic, value_ms, limit_ms, detail, "monitor event");
     }
 }
 

@@ -111,6 +111,9 @@ impl TransportConfig {
             ("connect/exit_on_failure", "false".into()),
             ("connect/retry", retry.into()),
             ("transport/shared_memory/enabled", self.shared_memory.to_string()),
+            // Do not hold `open` for ~0.5 s waiting on gossip: publishers that must not lose
+            // their first messages wait for subscribers explicitly (`wait_for_subscribers`).
+            ("open/return_conditions/connect_scouted", "false".into()),
         ];
         let mut config = zenoh::Config::default();
         for (key, value) in settings {
