@@ -1,15 +1,24 @@
 //! `reflex`: the command-line entry point of Reflex.
 
 mod bench;
+mod check;
+mod diagnostics;
+mod introspect;
+mod kinds;
+mod launch_file;
+mod supervise;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use reflex_runtime::{init_tracing, LogFormat};
+use reflex_runtime::{init_tracing, LogFormat, NodeSpec, Shutdown, TransportConfig};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Reflex: real-time perception and control middleware for vehicles and robots.
 ///
 /// Nodes are processes that talk over zenoh with ROS 2-compatible messages; every hop is
-/// stamped and watched against a deadline.
+/// stamped and watched against a deadline. Start a system with `reflex launch FILE`, look at it
+/// with `reflex node list` and `reflex topic ...`.
 #[derive(Parser)]
 #[command(name = "reflex", version, propagate_version = true)]
 struct Cli {
@@ -20,8 +29,71 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args, Clone)]
+struct Target {
+    /// Key-expression prefix of the system to look at (the launch file's `zenoh.prefix`).
+    #[arg(long, default_value = "reflex")]
+    prefix: String,
+    /// zenoh endpoint to connect to (default: the loopback rendezvous, REFLEX_ZENOH_PORT).
+    #[arg(long)]
+    connect: Vec<String>,
+}
+
+impl Target {
+    fn transport(&self) -> TransportConfig {
+        // Tools only connect: they must not take the rendezvous port from the system they watch.
+        let mut transport = TransportConfig { prefix: self.prefix.clone(), ..TransportConfig::default() };
+        transport.listen = vec!["tcp/127.0.0.1:0".into()];
+        transport.connect = self.connect.clone();
+        transport
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Start every node of a launch file, supervise them, stop them all on Ctrl-C.
+    Launch {
+        /// The launch file (YAML); see launch/reference.yaml.
+        file: PathBuf,
+        /// Set a launch argument: --set speed=30 (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Time nodes get to stop after SIGTERM before they are killed, in ms.
+        #[arg(long, default_value_t = 2000)]
+        grace_ms: u64,
+    },
+    /// Check a launch file without starting anything; exit status 1 on errors.
+    Check {
+        file: PathBuf,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
+    /// Print the JSON schema of launch files (for editor completion).
+    Schema,
+    /// List the built-in node kinds, or describe one.
+    Kinds { kind: Option<String> },
+    /// `reflex node list`: running nodes. `reflex node KIND --spec JSON`: run one node (the
+    /// launcher does this for you).
+    Node {
+        /// `list`, or a node kind.
+        what: String,
+        /// The node's spec as JSON (name, params, remap, inputs, transport).
+        #[arg(long)]
+        spec: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// (internal) Run several nodes as threads of this process.
+    #[command(hide = true)]
+    Group {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        spec: String,
+    },
+    /// Look at topics of a running system.
+    #[command(subcommand)]
+    Topic(TopicCommand),
     /// Print the versions of Reflex and the components it was built with.
     Version,
     /// Run a benchmark and print its table (baseline measured side by side in the same run).
@@ -29,11 +101,61 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
+#[derive(Subcommand)]
+enum TopicCommand {
+    /// Topics with their types (and with -v their publishers and subscribers).
+    List {
+        #[arg(short, long)]
+        verbose: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print each message, decoded (JSON per line), or as hex with --raw.
+    Echo {
+        topic: String,
+        /// Message type, when the topic's publisher does not announce one.
+        #[arg(long = "type")]
+        type_name: Option<String>,
+        #[arg(long)]
+        raw: bool,
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Message rate, gaps between messages and (for stamped types) age since capture.
+    Hz {
+        topic: String,
+        /// Report window in seconds.
+        #[arg(long, default_value_t = 1.0)]
+        window: f64,
+        #[arg(long)]
+        duration: Option<f64>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Bandwidth and message sizes.
+    Bw {
+        topic: String,
+        #[arg(long, default_value_t = 1.0)]
+        window: f64,
+        #[arg(long)]
+        duration: Option<f64>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(if cli.log_json { LogFormat::Json } else { LogFormat::Human });
     match run(cli.command) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
@@ -41,14 +163,154 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<()> {
+fn seconds(value: Option<f64>) -> Option<Duration> {
+    value.map(|s| Duration::from_secs_f64(s.max(0.0)))
+}
+
+/// Runs a command; `Ok(false)` means "exit with failure, the message was already printed".
+fn run(command: Command) -> Result<bool> {
     match command {
+        Command::Launch { file, set, grace_ms } => {
+            let overrides = launch_file::parse_overrides(&set).map_err(anyhow::Error::msg)?;
+            let plan = match check::run_check(&file, &overrides) {
+                Ok(plan) => plan,
+                Err(report) => {
+                    eprint!("{report}");
+                    return Ok(false);
+                }
+            };
+            let shutdown = Shutdown::on_signals().context("cannot install signal handlers")?;
+            eprintln!("reflex launch: {} ({} processes)", file.display(), plan.units.len());
+            supervise::launch(plan, &shutdown, Duration::from_millis(grace_ms))
+        }
+        Command::Check { file, set } => {
+            let overrides = launch_file::parse_overrides(&set).map_err(anyhow::Error::msg)?;
+            match check::run_check(&file, &overrides) {
+                Ok(plan) => {
+                    println!("{}: ok ({} processes)", file.display(), plan.units.len());
+                    Ok(true)
+                }
+                Err(report) => {
+                    eprint!("{report}");
+                    Ok(false)
+                }
+            }
+        }
+        Command::Schema => {
+            println!("{}", launch_file::json_schema());
+            Ok(true)
+        }
+        Command::Kinds { kind } => {
+            print_kinds(kind.as_deref())?;
+            Ok(true)
+        }
+        Command::Node { what, spec, target } => {
+            if what == "list" {
+                introspect::node_list(&target.transport())?;
+                return Ok(true);
+            }
+            let kind =
+                kinds::find(&what).with_context(|| format!("unknown node kind `{what}` (see `reflex kinds`)"))?;
+            let spec: NodeSpec =
+                serde_json::from_str(spec.as_deref().unwrap_or("{}")).context("--spec is not a valid node spec")?;
+            let shutdown = Shutdown::on_signals()?;
+            (kind.run)(spec, shutdown).map_err(|e| anyhow::anyhow!("node `{what}` failed: {e}"))?;
+            Ok(true)
+        }
+        Command::Group { name, spec } => run_group(&name, &spec),
+        Command::Topic(command) => {
+            let shutdown = Shutdown::on_signals()?;
+            match command {
+                TopicCommand::List { verbose, target } => introspect::topic_list(&target.transport(), verbose)?,
+                TopicCommand::Echo { topic, type_name, raw, count, duration, target } => {
+                    let options = introspect::EchoOptions {
+                        topic: &topic,
+                        type_name: type_name.as_deref(),
+                        raw,
+                        count,
+                        duration: seconds(duration),
+                    };
+                    introspect::topic_echo(&target.transport(), options, &shutdown)?
+                }
+                TopicCommand::Hz { topic, window, duration, target } => introspect::topic_rate(
+                    &target.transport(),
+                    &topic,
+                    Duration::from_secs_f64(window.max(0.05)),
+                    seconds(duration),
+                    false,
+                    &shutdown,
+                )?,
+                TopicCommand::Bw { topic, window, duration, target } => introspect::topic_rate(
+                    &target.transport(),
+                    &topic,
+                    Duration::from_secs_f64(window.max(0.05)),
+                    seconds(duration),
+                    true,
+                    &shutdown,
+                )?,
+            }
+            Ok(true)
+        }
         Command::Version => {
             println!("reflex {}", env!("CARGO_PKG_VERSION"));
             println!("transport: zenoh 1.10 (peer mode, shared memory for large payloads)");
             println!("message encoding: CDR little-endian (XCDR1), ROS 2 compatible");
-            Ok(())
+            Ok(true)
         }
-        Command::Bench(command) => bench::run(command),
+        Command::Bench(command) => bench::run(command).map(|()| true),
     }
+}
+
+fn print_kinds(kind: Option<&str>) -> Result<()> {
+    let Some(name) = kind else {
+        for kind in kinds::KINDS {
+            println!("{:14} {}", kind.name, kind.summary);
+        }
+        return Ok(());
+    };
+    let Some(kind) = kinds::find(name) else {
+        bail!(
+            "unknown node kind `{name}`{}",
+            kinds::closest(name).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
+        )
+    };
+    println!("{}: {}\nports:", kind.name, kind.summary);
+    for port in kind.ports {
+        let direction = match port.direction {
+            reflex_runtime::Direction::Input => "in ",
+            reflex_runtime::Direction::Output => "out",
+        };
+        println!("  {direction} {:12} {:28} {}", port.name, port.topic, port.type_name);
+    }
+    println!("parameters:");
+    for (name, default, meaning) in kind.parameters {
+        println!("  {name:16} {default:>8}  {meaning}");
+    }
+    Ok(())
+}
+
+/// Several nodes as threads of one process; if one fails, all stop and the process fails.
+fn run_group(name: &str, spec: &str) -> Result<bool> {
+    let members: Vec<(String, NodeSpec)> = serde_json::from_str(spec).context("--spec is not a list of node specs")?;
+    let shutdown = Shutdown::on_signals()?;
+    let mut threads = Vec::new();
+    for (kind_name, spec) in members {
+        let kind = kinds::find(&kind_name).with_context(|| format!("unknown node kind `{kind_name}`"))?;
+        let (shutdown, node_name) = (shutdown.clone(), spec.name.clone());
+        let thread = std::thread::Builder::new().name(node_name.clone()).spawn(move || {
+            let result = (kind.run)(spec, shutdown.clone());
+            if let Err(error) = &result {
+                eprintln!("node `{node_name}` failed: {error}");
+                shutdown.request();
+            }
+            result.is_ok()
+        })?;
+        threads.push(thread);
+    }
+    tracing::info!(group = name, nodes = threads.len(), "group running");
+    let mut all_ok = true;
+    for thread in threads {
+        all_ok &= thread.join().unwrap_or(false);
+    }
+    Ok(all_ok)
 }

@@ -163,6 +163,54 @@ pub fn decode<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Decod
     Ok(value)
 }
 
+/// Decodes the leading fields of a message as `T` and ignores the rest: e.g. the
+/// `HeaderView` that starts every stamped message, without knowing the full type.
+pub fn decode_prefix<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    let mut reader = de::CdrReader::new(bytes)?;
+    T::deserialize(&mut reader)
+}
+
+/// What tools can do with a message type they only know by name.
+#[derive(Clone, Copy)]
+pub struct TypeEntry {
+    pub name: &'static str,
+    /// Whether the type starts with a `std_msgs/Header`.
+    pub has_header: bool,
+    /// Decodes a message of this type into JSON.
+    pub to_json: fn(&[u8]) -> Result<serde_json::Value, DecodeError>,
+}
+
+fn entry<T: Message>() -> TypeEntry {
+    fn to_json<T: Message>(bytes: &[u8]) -> Result<serde_json::Value, DecodeError> {
+        let value: T = decode(bytes)?;
+        Ok(serde_json::to_value(&value).expect("message types serialize to JSON"))
+    }
+    TypeEntry { name: T::NAME, has_header: T::default().header().is_some(), to_json: to_json::<T> }
+}
+
+/// The message type named `type_name` (e.g. `sensor_msgs/msg/Image`), if this crate has it.
+pub fn find_type(type_name: &str) -> Option<TypeEntry> {
+    use types::*;
+    let all = [
+        entry::<builtin_interfaces::Time>(),
+        entry::<std_msgs::Header>(),
+        entry::<sensor_msgs::Image>(),
+        entry::<sensor_msgs::CompressedImage>(),
+        entry::<sensor_msgs::CameraInfo>(),
+        entry::<sensor_msgs::RegionOfInterest>(),
+        entry::<vision_msgs::Detection2DArray>(),
+        entry::<vision_msgs::Detection2D>(),
+        entry::<geometry_msgs::TwistStamped>(),
+        entry::<diagnostic_msgs::DiagnosticArray>(),
+        entry::<reflex_msgs::VehicleState>(),
+        entry::<reflex_msgs::BrakeRequest>(),
+        entry::<reflex_msgs::SafeStop>(),
+        entry::<reflex_msgs::TrackedObjectArray>(),
+        entry::<reflex_msgs::MonitorEvent>(),
+    ];
+    all.into_iter().find(|entry| entry.name == type_name)
+}
+
 /// Decodes a CDR message into `place`, reusing the capacity of its strings and sequences.
 /// On error `place` holds a partly updated value and should be treated as invalid.
 pub fn decode_into<T: DeserializeOwned>(bytes: &[u8], place: &mut T) -> Result<(), DecodeError> {

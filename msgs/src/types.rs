@@ -106,8 +106,14 @@ impl From<Vec<u8>> for Bytes {
 }
 
 impl Serialize for Bytes {
+    /// One length and a block in CDR; a short summary (`<921600 bytes>`) in human-readable
+    /// formats such as the JSON of `reflex topic echo`, where a number per pixel helps nobody.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&format!("<{} bytes>", self.0.len()))
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
     }
 }
 

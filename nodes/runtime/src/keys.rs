@@ -39,6 +39,64 @@ pub fn parse_liveliness_token(prefix: &str, key: &str) -> Option<(String, String
     parts.next().is_none().then(|| (node.to_string(), host.to_string(), pid))
 }
 
+/// Whether an endpoint token is for a publisher or a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    Publisher,
+    Subscriber,
+}
+
+impl EndpointKind {
+    fn chunk(self) -> &'static str {
+        match self {
+            Self::Publisher => "_pub",
+            Self::Subscriber => "_sub",
+        }
+    }
+}
+
+/// A publisher's or subscriber's liveliness token, as `reflex topic list` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointInfo {
+    pub kind: EndpointKind,
+    pub node: String,
+    pub topic: String,
+    pub type_name: String,
+}
+
+/// `<prefix>/_pub/<node>/<%topic>/<type%with%percent>`: `/` inside names becomes `%`, as
+/// rmw_zenoh mangles them.
+pub fn endpoint_token(prefix: &str, kind: EndpointKind, node: &str, topic: &str, type_name: &str) -> String {
+    format!("{}/{node}/{}/{}", topic_key(prefix, kind.chunk()), mangle(topic), mangle(type_name))
+}
+
+/// Key expression matching every endpoint token of `kind`.
+pub fn all_endpoints(prefix: &str, kind: EndpointKind) -> String {
+    format!("{}/**", topic_key(prefix, kind.chunk()))
+}
+
+pub fn parse_endpoint_token(prefix: &str, key: &str) -> Option<EndpointInfo> {
+    let (kind, rest) = [EndpointKind::Publisher, EndpointKind::Subscriber]
+        .into_iter()
+        .find_map(|kind| Some((kind, key.strip_prefix(&topic_key(prefix, kind.chunk()))?.strip_prefix('/')?)))?;
+    let mut parts = rest.split('/');
+    let (node, topic, type_name) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next().is_none().then(|| EndpointInfo {
+        kind,
+        node: node.to_string(),
+        topic: unmangle(topic),
+        type_name: unmangle(type_name),
+    })
+}
+
+fn mangle(name: &str) -> String {
+    name.replace('/', "%")
+}
+
+fn unmangle(name: &str) -> String {
+    name.replace('%', "/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +110,22 @@ mod tests {
         assert_eq!(token, "reflex/_node/detector/car1/42");
         assert_eq!(parse_liveliness_token("reflex", &token), Some(("detector".into(), "car1".into(), 42)));
         assert_eq!(parse_liveliness_token("reflex", "reflex/_node/x/y"), None);
+    }
+
+    #[test]
+    fn endpoint_tokens_round_trip() {
+        let key = endpoint_token(
+            "reflex",
+            EndpointKind::Subscriber,
+            "aeb",
+            "/perception/detections",
+            "vision_msgs/msg/Detection2DArray",
+        );
+        assert_eq!(key, "reflex/_sub/aeb/%perception%detections/vision_msgs%msg%Detection2DArray");
+        let info = parse_endpoint_token("reflex", &key).unwrap();
+        assert_eq!(info.kind, EndpointKind::Subscriber);
+        assert_eq!((info.node.as_str(), info.topic.as_str()), ("aeb", "/perception/detections"));
+        assert_eq!(info.type_name, "vision_msgs/msg/Detection2DArray");
+        assert!(parse_endpoint_token("reflex", "reflex/_pub/aeb/x").is_none());
     }
 }

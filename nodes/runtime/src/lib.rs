@@ -66,6 +66,7 @@ pub mod node;
 pub mod params;
 pub mod queue;
 pub mod shutdown;
+pub mod spec;
 pub mod timer;
 pub mod timing;
 pub mod transport;
@@ -76,6 +77,7 @@ pub use node::{Budget, InputOptions, Node, NodeError, NodeOptions, Publisher, Re
 pub use params::{parse_params, ParamError};
 pub use queue::OverflowPolicy;
 pub use shutdown::Shutdown;
+pub use spec::{Direction, NodeKind, NodeSpec, Port, RunError};
 pub use timer::{Tick, Timer};
 pub use timing::{InputStats, LatencyHistogram};
 pub use transport::{Mode, TransportConfig};

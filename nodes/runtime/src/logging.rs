@@ -18,7 +18,10 @@ pub fn init_tracing(format: LogFormat) {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info,zenoh=warn,zenoh_transport=error,zenoh::net::runtime::orchestrator=error".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a terminal; a launcher that shows a child's output on one sets
+    // REFLEX_LOG_COLOR=1 for it.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) || std::env::var_os("REFLEX_LOG_COLOR").is_some();
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -3,7 +3,7 @@
 
 use crate::attachment::{self, Attachment};
 use crate::clock::Clock;
-use crate::keys;
+use crate::keys::{self, EndpointKind};
 use crate::queue::{input_queue, OverflowPolicy, QueueReader, QueueWriter};
 use crate::timing::{InputStats, LatencyHistogram};
 use crate::transport::{TransportConfig, TransportConfigError};
@@ -216,9 +216,11 @@ impl Node {
     pub fn publisher<T: Message>(&self, topic: &str) -> Result<Publisher<T>, NodeError> {
         let key = self.key(topic);
         let inner = declare_publisher(&self.shared.session, &key)?;
+        let token = self.endpoint_token(EndpointKind::Publisher, topic, T::NAME)?;
         let entity = self.shared.next_entity.fetch_add(1, Ordering::Relaxed);
         Ok(Publisher {
             inner,
+            _token: token,
             key,
             gid: gid(&self.shared.session, entity),
             sequence: 0,
@@ -259,12 +261,14 @@ impl Node {
             })
             .wait()
             .map_err(|e| NodeError::Declare { what: "subscriber", key: key.clone(), reason: e.to_string() })?;
+        let token = self.endpoint_token(EndpointKind::Subscriber, topic, T::NAME)?;
         if watch.deadline_ns > 0 {
             self.shared.watch.lock().unwrap_or_else(|p| p.into_inner()).inputs.push(watch.clone());
             self.shared.wake_watchdog();
         }
         Ok(Subscriber {
             _inner: inner,
+            _token: token,
             key,
             topic: topic.to_string(),
             reader,
@@ -275,6 +279,21 @@ impl Node {
             reported_drops: 0,
             shared: self.shared.clone(),
             _watch: watch,
+        })
+    }
+
+    /// Announces a publisher or subscriber for `reflex topic list` and `echo`.
+    fn endpoint_token(
+        &self,
+        kind: EndpointKind,
+        topic: &str,
+        type_name: &str,
+    ) -> Result<zenoh::liveliness::LivelinessToken, NodeError> {
+        let key = keys::endpoint_token(&self.shared.prefix, kind, &self.shared.name, topic, type_name);
+        self.shared.session.liveliness().declare_token(key.clone()).wait().map_err(|e| NodeError::Declare {
+            what: "endpoint token",
+            key,
+            reason: e.to_string(),
         })
     }
 
@@ -387,6 +406,7 @@ fn hostname() -> String {
 /// straight into a shared-memory chunk.
 pub struct Publisher<T: Message> {
     inner: zenoh::pubsub::Publisher<'static>,
+    _token: zenoh::liveliness::LivelinessToken,
     key: String,
     gid: [u8; 16],
     sequence: i64,
@@ -516,6 +536,7 @@ pub struct Received<M> {
 /// A typed subscriber. `recv` decodes into one message it owns and reuses.
 pub struct Subscriber<T: Message> {
     _inner: zenoh::pubsub::Subscriber<()>,
+    _token: zenoh::liveliness::LivelinessToken,
     key: String,
     topic: String,
     reader: QueueReader<Incoming>,

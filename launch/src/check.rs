@@ -1,0 +1,446 @@
+//! `reflex check`: everything that can be wrong in a launch file beyond its syntax — unknown
+//! kinds, parameters that do not fit the kind, duplicate names, inputs nobody publishes, two
+//! publishers on a command topic — reported together, each with file, line, column and a hint.
+//! The result is the [`Plan`] that `reflex launch` executes.
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::kinds;
+use crate::launch_file::{known_list, GroupEntry, Loaded, NodeEntry, RestartEntry};
+use reflex_msgs::topics;
+use reflex_runtime::spec::resolve_topic;
+use reflex_runtime::{Direction, InputOptions, NodeSpec, TransportConfig};
+use serde_saphyr::Location;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Topics that must have exactly one publisher: the actuator command (the arbiter) and the
+/// safe-stop demand (the monitor).
+pub const COMMAND_TOPICS: [&str; 2] = [topics::ACTUATOR_COMMAND, topics::SAFE_STOP];
+
+/// What `reflex launch` starts: one process per unit.
+#[derive(Debug)]
+pub struct Plan {
+    pub units: Vec<Unit>,
+}
+
+#[derive(Debug)]
+pub struct Unit {
+    pub name: String,
+    pub program: Program,
+    pub restart: RestartEntry,
+    pub env: BTreeMap<String, String>,
+    pub cpu_affinity: Vec<usize>,
+    pub priority: Option<u8>,
+    pub required: bool,
+}
+
+#[derive(Debug)]
+pub enum Program {
+    /// `reflex node KIND --spec JSON`
+    Kind { kind: String, spec: NodeSpec },
+    /// `reflex group --spec JSON`: several kinds, one thread each.
+    Group { members: Vec<(String, NodeSpec)> },
+    /// An external program; it finds its spec in `REFLEX_NODE_SPEC`.
+    Exec { program: String, args: Vec<String>, spec: NodeSpec },
+}
+
+/// One publisher or subscriber of the plan, for the topic checks.
+struct Endpoint<'a> {
+    node: &'a str,
+    port: String,
+    topic: String,
+    type_name: Option<&'static str>,
+    direction: Direction,
+    file: &'a Path,
+    at: Location,
+}
+
+pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
+    let mut diagnostics = Diagnostics::default();
+    let transport = loaded.zenoh.to_transport();
+    if let Err(error) = transport.validate() {
+        diagnostics.push(Diagnostic::file(&loaded.root, format!("zenoh: {error}")));
+    }
+
+    let mut seen: BTreeMap<&str, (&Path, Location)> = BTreeMap::new();
+    let mut specs: BTreeMap<&str, (Option<&'static reflex_runtime::NodeKind>, NodeSpec)> = BTreeMap::new();
+    let mut endpoints = Vec::new();
+    for (file, node) in &loaded.nodes {
+        let name = node.name.value.as_str();
+        if let Some((first_file, first)) = seen.get(name) {
+            diagnostics.push(
+                Diagnostic::at(file, &node.name.referenced, format!("duplicate node name `{name}`")).hint(format!(
+                    "first defined at {}:{}:{}",
+                    first_file.display(),
+                    first.line(),
+                    first.column()
+                )),
+            );
+            continue;
+        }
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            diagnostics.push(
+                Diagnostic::at(file, &node.name.referenced, format!("node name `{name}` is not usable"))
+                    .hint("use letters, digits, '_' and '-'"),
+            );
+        }
+        seen.insert(name, (file, node.name.referenced));
+        let kind = check_node(file, node, &transport, &mut diagnostics, &mut endpoints);
+        specs.insert(name, (kind, spec_of(node, &transport)));
+    }
+    check_topics(&endpoints, &mut diagnostics);
+    let grouped = check_groups(loaded, &specs, &seen, &mut diagnostics);
+
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
+    }
+    let mut units = Vec::new();
+    for (_, group) in &loaded.groups {
+        let members = group
+            .nodes
+            .iter()
+            .filter_map(|member| {
+                let (kind, spec) = specs.get(member.value.as_str())?;
+                Some(((*kind)?.name.to_string(), spec.clone()))
+            })
+            .collect();
+        let first =
+            loaded.nodes.iter().map(|(_, n)| n).find(|n| Some(&n.name.value) == group.nodes.first().map(|m| &m.value));
+        units.push(Unit {
+            name: group.name.value.clone(),
+            program: Program::Group { members },
+            restart: first.map_or_else(RestartEntry::default, |n| n.restart),
+            env: group_env(loaded, group),
+            cpu_affinity: first.map_or_else(Vec::new, |n| n.cpu_affinity.clone()),
+            priority: first.and_then(|n| n.priority.as_ref().map(|p| p.value)),
+            required: true,
+        });
+    }
+    for (_, node) in &loaded.nodes {
+        let name = node.name.value.as_str();
+        if grouped.contains(name) {
+            continue;
+        }
+        let (kind, spec) = specs.remove(name).expect("every node has a spec");
+        let program = match (kind, &node.exec) {
+            (Some(kind), _) => Program::Kind { kind: kind.name.to_string(), spec },
+            (None, Some(exec)) => Program::Exec { program: exec.value.clone(), args: node.args.clone(), spec },
+            (None, None) => unreachable!("checked above"),
+        };
+        units.push(Unit {
+            name: name.to_string(),
+            program,
+            restart: node.restart,
+            env: node.env.clone(),
+            cpu_affinity: node.cpu_affinity.clone(),
+            priority: node.priority.as_ref().map(|p| p.value),
+            required: node.required,
+        });
+    }
+    Ok(Plan { units })
+}
+
+/// Kind, parameters, ports and inputs of one node; returns its kind when it has a known one.
+fn check_node<'a>(
+    file: &'a Path,
+    node: &'a NodeEntry,
+    transport: &TransportConfig,
+    diagnostics: &mut Diagnostics,
+    endpoints: &mut Vec<Endpoint<'a>>,
+) -> Option<&'static reflex_runtime::NodeKind> {
+    let name = node.name.value.as_str();
+    let at_name = node.name.referenced;
+    let kind = match (&node.kind, &node.exec) {
+        (Some(_), Some(exec)) => {
+            diagnostics.push(
+                Diagnostic::at(file, &exec.referenced, format!("node `{name}` has both `kind:` and `exec:`"))
+                    .hint("a node is either a built-in kind or an external program"),
+            );
+            None
+        }
+        (None, None) => {
+            diagnostics.push(
+                Diagnostic::at(file, &at_name, format!("node `{name}` says neither `kind:` nor `exec:`"))
+                    .hint(format!("built-in kinds: {}", kind_names())),
+            );
+            return None;
+        }
+        (Some(kind), None) => match kinds::find(&kind.value) {
+            Some(found) => Some(found),
+            None => {
+                let hint = match kinds::closest(&kind.value) {
+                    Some(close) => format!("did you mean `{close}`? built-in kinds: {}", kind_names()),
+                    None => format!("built-in kinds: {}", kind_names()),
+                };
+                diagnostics.push(
+                    Diagnostic::at(file, &kind.referenced, format!("unknown node kind `{}`", kind.value)).hint(hint),
+                );
+                return None;
+            }
+        },
+        (None, Some(_)) => None,
+    };
+    if let Some(priority) = &node.priority {
+        if !(1..=99).contains(&priority.value) {
+            diagnostics.push(
+                Diagnostic::at(
+                    file,
+                    &priority.referenced,
+                    format!("priority {} is outside SCHED_FIFO's 1..=99", priority.value),
+                )
+                .hint("leave `priority` out for normal scheduling"),
+            );
+        }
+    }
+    let spec = spec_of(node, transport);
+    let Some(kind) = kind else {
+        // An external program: its declared topics take part in the topic checks.
+        for (topics, direction) in [(&node.publishes, Direction::Output), (&node.subscribes, Direction::Input)] {
+            for topic in topics {
+                endpoints.push(Endpoint {
+                    node: name,
+                    port: topic.clone(),
+                    topic: resolve_topic(&node.namespace, topic),
+                    type_name: None,
+                    direction,
+                    file,
+                    at: at_name,
+                });
+            }
+        }
+        return None;
+    };
+
+    let params = serde_json::Value::Object(node.params.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect());
+    if let Err((path, message)) = (kind.check_params)(&params) {
+        let first = path.split(['.', '[']).next().unwrap_or_default();
+        let at = node.params.get(first).map_or(at_name, |v| v.referenced);
+        let what = if path.is_empty() { String::new() } else { format!(" `{path}`") };
+        diagnostics.push(
+            Diagnostic::at(file, &at, format!("node `{name}` ({}): parameter{what}: {message}", kind.name))
+                .hint(format!("`reflex kinds {}` lists its parameters", kind.name)),
+        );
+    }
+    let port_names = || known_list("ports", kind.ports.iter().map(|p| p.name.to_string()).collect::<Vec<_>>().iter());
+    for (key, topic) in &node.remap {
+        if !kind.ports.iter().any(|p| p.name == key || p.topic == key) {
+            diagnostics.push(
+                Diagnostic::at(
+                    file,
+                    &topic.referenced,
+                    format!("node `{name}` ({}) has no port `{key}` to remap", kind.name),
+                )
+                .hint(port_names()),
+            );
+        }
+    }
+    for (key, input) in &node.inputs {
+        match kind.port(key) {
+            Some(port) if port.direction == Direction::Input => {}
+            _ => {
+                let inputs: Vec<String> =
+                    kind.ports.iter().filter(|p| p.direction == Direction::Input).map(|p| p.name.to_string()).collect();
+                diagnostics.push(
+                    Diagnostic::at(
+                        file,
+                        &input.referenced,
+                        format!("node `{name}` ({}) has no input `{key}`", kind.name),
+                    )
+                    .hint(known_list("inputs", inputs.iter())),
+                );
+            }
+        }
+        if input.value.deadline_ms.is_some_and(|d| !(d > 0.0)) || input.value.capacity == Some(0) {
+            diagnostics.push(
+                Diagnostic::at(
+                    file,
+                    &input.referenced,
+                    format!("node `{name}`: input `{key}` needs capacity >= 1 and deadline_ms > 0"),
+                )
+                .hint("leave a setting out to use its default"),
+            );
+        }
+    }
+    for port in kind.ports {
+        let at = node
+            .inputs
+            .get(port.name)
+            .map(|i| i.referenced)
+            .or_else(|| node.remap.get(port.name).map(|r| r.referenced))
+            .unwrap_or(at_name);
+        endpoints.push(Endpoint {
+            node: name,
+            port: port.name.to_string(),
+            topic: spec.topic(port),
+            type_name: Some(port.type_name),
+            direction: port.direction,
+            file,
+            at,
+        });
+    }
+    Some(kind)
+}
+
+fn kind_names() -> String {
+    kinds::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+}
+
+/// The spec a node's process receives.
+fn spec_of(node: &NodeEntry, transport: &TransportConfig) -> NodeSpec {
+    NodeSpec {
+        name: node.name.value.clone(),
+        namespace: node.namespace.clone(),
+        params: serde_json::Value::Object(node.params.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect()),
+        remap: node.remap.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
+        inputs: node
+            .inputs
+            .iter()
+            .map(|(k, v)| {
+                let defaults = InputOptions::default();
+                let options = InputOptions {
+                    capacity: v.value.capacity.unwrap_or(defaults.capacity),
+                    policy: v.value.policy.unwrap_or(defaults.policy),
+                    deadline_ms: v.value.deadline_ms,
+                };
+                (k.clone(), options)
+            })
+            .collect(),
+        transport: transport.clone(),
+    }
+}
+
+fn check_topics(endpoints: &[Endpoint], diagnostics: &mut Diagnostics) {
+    fn publishers<'e, 'a>(endpoints: &'e [Endpoint<'a>], topic: &'e str) -> impl Iterator<Item = &'e Endpoint<'a>> {
+        endpoints.iter().filter(move |e| e.direction == Direction::Output && e.topic == topic)
+    }
+    for input in endpoints.iter().filter(|e| e.direction == Direction::Input) {
+        let sources: Vec<&Endpoint> = publishers(endpoints, &input.topic).collect();
+        if sources.is_empty() {
+            let same_type: BTreeSet<&str> = endpoints
+                .iter()
+                .filter(|e| {
+                    e.direction == Direction::Output && (input.type_name.is_none() || e.type_name == input.type_name)
+                })
+                .map(|e| e.topic.as_str())
+                .collect();
+            let hint = if same_type.is_empty() {
+                "no node publishes this type".to_string()
+            } else {
+                format!("published topics of this type: {}", same_type.into_iter().collect::<Vec<_>>().join(", "))
+            };
+            diagnostics.push(
+                Diagnostic::at(
+                    input.file,
+                    &input.at,
+                    format!(
+                        "node `{}` subscribes to `{}` (input `{}`), which no node publishes",
+                        input.node, input.topic, input.port
+                    ),
+                )
+                .hint(hint),
+            );
+        }
+        for source in sources {
+            if let (Some(expected), Some(offered)) = (input.type_name, source.type_name) {
+                if expected != offered {
+                    diagnostics.push(Diagnostic::at(
+                        input.file,
+                        &input.at,
+                        format!(
+                            "node `{}` expects {expected} on `{}`, but node `{}` publishes {offered} there",
+                            input.node, input.topic, source.node
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    for command in COMMAND_TOPICS {
+        let sources: Vec<&Endpoint> = publishers(endpoints, command).collect();
+        for extra in sources.iter().skip(1) {
+            diagnostics.push(
+                Diagnostic::at(
+                    extra.file,
+                    &extra.at,
+                    format!("node `{}` is a second publisher on command topic `{command}`", extra.node),
+                )
+                .hint(format!(
+                    "`{command}` must have exactly one publisher; `{}` already publishes it",
+                    sources[0].node
+                )),
+            );
+        }
+    }
+}
+
+/// Checks `groups:`; returns the names of grouped nodes.
+fn check_groups<'a>(
+    loaded: &'a Loaded,
+    specs: &BTreeMap<&str, (Option<&'static reflex_runtime::NodeKind>, NodeSpec)>,
+    seen: &BTreeMap<&str, (&Path, Location)>,
+    diagnostics: &mut Diagnostics,
+) -> BTreeSet<&'a str> {
+    let mut grouped = BTreeSet::new();
+    let mut group_names: BTreeMap<&str, ()> = BTreeMap::new();
+    for (file, group) in &loaded.groups {
+        let name = group.name.value.as_str();
+        if group_names.insert(name, ()).is_some() || seen.contains_key(name) {
+            diagnostics.push(Diagnostic::at(
+                file,
+                &group.name.referenced,
+                format!("group name `{name}` is already used"),
+            ));
+        }
+        if group.nodes.is_empty() {
+            diagnostics.push(Diagnostic::at(file, &group.name.referenced, format!("group `{name}` has no nodes")));
+        }
+        for member in &group.nodes {
+            let member_name = member.value.as_str();
+            match specs.get(member_name) {
+                None => diagnostics.push(
+                    Diagnostic::at(
+                        file,
+                        &member.referenced,
+                        format!("group `{name}` names unknown node `{member_name}`"),
+                    )
+                    .hint(known_list("nodes", specs.keys().map(|k| k.to_string()).collect::<Vec<_>>().iter())),
+                ),
+                Some((None, _)) => diagnostics.push(
+                    Diagnostic::at(
+                        file,
+                        &member.referenced,
+                        format!("node `{member_name}` cannot join group `{name}`"),
+                    )
+                    .hint("only built-in kinds run as threads of one process; `exec:` nodes run alone"),
+                ),
+                Some((Some(_), _)) => {
+                    if !grouped.insert(member_name) {
+                        diagnostics.push(Diagnostic::at(
+                            file,
+                            &member.referenced,
+                            format!("node `{member_name}` is in more than one group"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    grouped
+}
+
+fn group_env(loaded: &Loaded, group: &GroupEntry) -> BTreeMap<String, String> {
+    let members: BTreeSet<&str> = group.nodes.iter().map(|m| m.value.as_str()).collect();
+    loaded
+        .nodes
+        .iter()
+        .filter(|(_, n)| members.contains(n.name.value.as_str()))
+        .flat_map(|(_, n)| n.env.clone())
+        .collect()
+}
+
+/// Checks a launch file and prints the result: `reflex check`.
+pub fn run_check(path: &Path, overrides: &BTreeMap<String, String>) -> Result<Plan, String> {
+    let loaded =
+        crate::launch_file::load(path, overrides).map_err(|d| d.render(&BTreeMap::<PathBuf, String>::new()))?;
+    check(&loaded).map_err(|d| d.render(&loaded.sources))
+}

@@ -1,0 +1,428 @@
+//! The launch-file format: typed structs (unknown keys refused), `${arg:NAME}` substitution,
+//! `--set NAME=VALUE` overrides and `include:` of other files. Every value a later check may
+//! complain about keeps its file, line and column.
+//!
+//! The fully commented reference is `launch/reference.yaml`; `reflex schema` prints the JSON
+//! schema generated from these types.
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use reflex_runtime::{OverflowPolicy, TransportConfig};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A launch file as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchFile {
+    /// Arguments usable as `${arg:NAME}` anywhere in this file, with their defaults.
+    #[serde(default)]
+    pub args: BTreeMap<String, ArgDecl>,
+    /// Transport settings shared by every node of this launch.
+    #[serde(default)]
+    pub zenoh: Option<ZenohSection>,
+    /// Other launch files whose nodes join this launch.
+    #[serde(default)]
+    pub include: Vec<Include>,
+    /// The nodes to start.
+    #[serde(default)]
+    pub nodes: Vec<NodeEntry>,
+    /// Nodes composed into one process (one thread each), for the lowest latency between them.
+    #[serde(default)]
+    pub groups: Vec<GroupEntry>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArgDecl {
+    /// Value when neither an include nor `--set` gives one. Without it the argument is required.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub default: Option<Spanned<serde_json::Value>>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Include {
+    /// Path of the launch file, relative to the including file.
+    #[schemars(with = "String")]
+    pub file: Spanned<String>,
+    /// Argument values for the included file.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub args: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ZenohSection {
+    /// `peer` (default), `client` or `router`.
+    #[schemars(with = "Option<String>")]
+    pub mode: Option<reflex_runtime::Mode>,
+    /// Endpoints to listen on; default: loopback with the rendezvous port.
+    pub listen: Option<Vec<String>>,
+    /// Endpoints to connect to; default: the loopback rendezvous.
+    pub connect: Option<Vec<String>>,
+    /// Large payloads through shared memory between processes on one host (default true).
+    pub shared_memory: Option<bool>,
+    /// Key-expression prefix of every topic (default `reflex`).
+    pub prefix: Option<String>,
+}
+
+impl ZenohSection {
+    pub fn to_transport(&self) -> TransportConfig {
+        let mut transport = TransportConfig::default();
+        if let Some(mode) = self.mode {
+            transport.mode = mode;
+        }
+        if let Some(listen) = &self.listen {
+            transport.listen = listen.clone();
+        }
+        if let Some(connect) = &self.connect {
+            transport.connect = connect.clone();
+        }
+        if let Some(shared_memory) = self.shared_memory {
+            transport.shared_memory = shared_memory;
+        }
+        if let Some(prefix) = &self.prefix {
+            transport.prefix = prefix.clone();
+        }
+        transport
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// Unique name of the node in this launch.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// A built-in node kind of the `reflex` binary (`reflex kinds` lists them).
+    #[schemars(with = "Option<String>")]
+    pub kind: Option<Spanned<String>>,
+    /// An external program to run instead of a built-in kind.
+    #[schemars(with = "Option<String>")]
+    pub exec: Option<Spanned<String>>,
+    /// Command-line arguments of an `exec` program.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Parameters, checked against the kind's typed configuration.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub params: BTreeMap<String, Spanned<serde_json::Value>>,
+    /// Topic renames: port name (or default topic) → topic.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub remap: BTreeMap<String, Spanned<String>>,
+    /// Prefix for the node's relative topics.
+    #[serde(default)]
+    pub namespace: String,
+    /// Environment variables of the node's process.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub restart: RestartEntry,
+    /// CPUs the process may run on.
+    #[serde(default)]
+    pub cpu_affinity: Vec<usize>,
+    /// SCHED_FIFO priority (1-99); best effort, a warning where the OS refuses.
+    #[serde(default)]
+    #[schemars(with = "Option<u8>")]
+    pub priority: Option<Spanned<u8>>,
+    /// Per input port: queue capacity, overflow policy, deadline.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, InputEntry>")]
+    pub inputs: BTreeMap<String, Spanned<InputEntry>>,
+    /// For `exec` nodes: topics the program publishes (used by the checks).
+    #[serde(default)]
+    pub publishes: Vec<String>,
+    /// For `exec` nodes: topics the program subscribes to.
+    #[serde(default)]
+    pub subscribes: Vec<String>,
+    /// Whether the launch fails when this node fails for good (default true).
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct InputEntry {
+    /// Messages queued before the overflow policy drops (default 8).
+    pub capacity: Option<usize>,
+    /// `drop_oldest` (default: latest wins) or `drop_newest`.
+    #[schemars(with = "Option<String>")]
+    pub policy: Option<OverflowPolicy>,
+    /// Maximum gap between messages before a deadline breach is raised.
+    pub deadline_ms: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart (default).
+    #[default]
+    Never,
+    /// Restart when the process exits with an error or a signal.
+    OnFailure,
+    /// Restart whenever the process exits, until the launch stops.
+    Always,
+}
+
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartEntry {
+    pub policy: RestartPolicy,
+    /// Restarts before giving up.
+    pub max_restarts: u32,
+    /// Wait before the first restart; doubles each time up to `backoff_max_ms`.
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for RestartEntry {
+    fn default() -> Self {
+        Self { policy: RestartPolicy::Never, max_restarts: 3, backoff_ms: 500, backoff_max_ms: 10_000 }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupEntry {
+    /// Name of the process (used in logs).
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Names of built-in nodes that run as threads of this one process.
+    #[schemars(with = "Vec<String>")]
+    pub nodes: Vec<Spanned<String>>,
+}
+
+/// A launch file with its includes resolved: every node with the file it came from.
+pub struct Loaded {
+    pub root: PathBuf,
+    pub zenoh: ZenohSection,
+    pub nodes: Vec<(PathBuf, NodeEntry)>,
+    pub groups: Vec<(PathBuf, GroupEntry)>,
+    /// Text of every file read, for snippets in diagnostics.
+    pub sources: BTreeMap<PathBuf, String>,
+}
+
+/// Reads `path` with `overrides` (`--set`), following includes. Syntax and type errors of any
+/// file end the load; they are returned as diagnostics with file, line and column.
+pub fn load(path: &Path, overrides: &BTreeMap<String, String>) -> Result<Loaded, Diagnostics> {
+    let mut loaded = Loaded {
+        root: path.to_path_buf(),
+        zenoh: ZenohSection::default(),
+        nodes: Vec::new(),
+        groups: Vec::new(),
+        sources: BTreeMap::new(),
+    };
+    let mut stack = Vec::new();
+    load_into(path, overrides, &mut loaded, &mut stack, None)?;
+    Ok(loaded)
+}
+
+fn load_into(
+    path: &Path,
+    overrides: &BTreeMap<String, String>,
+    loaded: &mut Loaded,
+    stack: &mut Vec<PathBuf>,
+    included_from: Option<(&Path, &Spanned<String>)>,
+) -> Result<(), Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        let message = format!("cannot read launch file {}: {error}", path.display());
+        match included_from {
+            Some((file, at)) => Diagnostics::one(Diagnostic::at(file, &at.referenced, message)),
+            None => Diagnostics::one(Diagnostic::file(path, message)),
+        }
+    })?;
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if stack.contains(&canonical) {
+        let (file, at) = included_from.expect("only includes can repeat a file");
+        return Err(Diagnostics::one(Diagnostic::at(
+            file,
+            &at.referenced,
+            format!("include cycle: {} includes itself", path.display()),
+        )));
+    }
+    loaded.sources.insert(path.to_path_buf(), text.clone());
+    let text = substitute(path, &text, overrides)?;
+    let file: LaunchFile =
+        serde_saphyr::from_str(&text).map_err(|error| Diagnostics::one(Diagnostic::from_yaml(path, &error)))?;
+    if let Some(zenoh) = &file.zenoh {
+        // The first file that says something about zenoh decides: includes cannot override
+        // the root's transport.
+        if loaded.zenoh.mode.is_none() && loaded.zenoh.prefix.is_none() && stack.is_empty() {
+            loaded.zenoh = zenoh.clone();
+        }
+    }
+    stack.push(canonical);
+    for include in &file.include {
+        let target = path.parent().unwrap_or(Path::new(".")).join(&include.file.value);
+        let args = include.args.iter().map(|(k, v)| (k.clone(), scalar_text(v))).collect();
+        load_into(&target, &args, loaded, stack, Some((path, &include.file)))?;
+    }
+    stack.pop();
+    loaded.nodes.extend(file.nodes.into_iter().map(|node| (path.to_path_buf(), node)));
+    loaded.groups.extend(file.groups.into_iter().map(|group| (path.to_path_buf(), group)));
+    Ok(())
+}
+
+/// The text a JSON value stands for inside YAML: strings as they are, the rest as JSON.
+fn scalar_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+const OPEN: &str = "${arg:";
+
+/// Replaces every `${arg:NAME}` in `text` with the argument's value (override, else default).
+/// The `args:` block is read first from a copy in which every substitution is blanked out
+/// (same length, so line and column numbers stay true).
+fn substitute(path: &Path, text: &str, overrides: &BTreeMap<String, String>) -> Result<String, Diagnostics> {
+    #[derive(Deserialize)]
+    struct ArgsOnly {
+        #[serde(default)]
+        args: BTreeMap<String, ArgDecl>,
+        #[serde(flatten)]
+        _rest: BTreeMap<String, serde::de::IgnoredAny>,
+    }
+    let occurrences = find_substitutions(path, text)?;
+    let mut blanked = text.to_string();
+    for (start, end, _) in &occurrences {
+        blanked.replace_range(*start..*end, &"x".repeat(end - start));
+    }
+    let declared: ArgsOnly =
+        serde_saphyr::from_str(&blanked).map_err(|e| Diagnostics::one(Diagnostic::from_yaml(path, &e)))?;
+    let mut diagnostics = Diagnostics::default();
+    for name in overrides.keys() {
+        if !declared.args.contains_key(name) {
+            diagnostics.push(
+                Diagnostic::file(path, format!("argument `{name}` is set but the file declares no such argument"))
+                    .hint(known_list("declared arguments", declared.args.keys())),
+            );
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (start, end, name) in &occurrences {
+        out.push_str(&text[last..*start]);
+        let value = overrides
+            .get(name)
+            .cloned()
+            .or_else(|| declared.args.get(name)?.default.as_ref().map(|d| scalar_text(&d.value)));
+        match value {
+            Some(value) => out.push_str(&value),
+            None => {
+                let (line, column) = line_column(text, *start);
+                let message = if declared.args.contains_key(name) {
+                    format!("argument `{name}` has no default and was not set")
+                } else {
+                    format!("unknown argument `{name}`")
+                };
+                let hint = if declared.args.contains_key(name) {
+                    format!("give it a value: --set {name}=VALUE")
+                } else {
+                    known_list("declared arguments", declared.args.keys())
+                };
+                diagnostics.push(Diagnostic::new(path, line, column, message).hint(hint));
+            }
+        }
+        last = *end;
+    }
+    out.push_str(&text[last..]);
+    diagnostics.into_result(out)
+}
+
+/// (start, end, name) of every `${arg:NAME}`.
+fn find_substitutions(path: &Path, text: &str) -> Result<Vec<(usize, usize, String)>, Diagnostics> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(offset) = text[from..].find(OPEN) {
+        let start = from + offset;
+        let Some(close) = text[start..].find('}') else {
+            let (line, column) = line_column(text, start);
+            return Err(Diagnostics::one(Diagnostic::new(
+                path,
+                line,
+                column,
+                "unterminated `${arg:` substitution".into(),
+            )));
+        };
+        let name = &text[start + OPEN.len()..start + close];
+        if in_comment(text, start) {
+            from = start + close + 1;
+            continue;
+        }
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            let (line, column) = line_column(text, start);
+            return Err(Diagnostics::one(Diagnostic::new(
+                path,
+                line,
+                column,
+                format!("`{name}` is not an argument name"),
+            )));
+        }
+        found.push((start, start + close + 1, name.to_string()));
+        from = start + close + 1;
+    }
+    Ok(found)
+}
+
+/// Whether byte `offset` lies in a YAML comment: after a `#` that starts a comment (at line
+/// start or after a space, outside quotes) on the same line.
+fn in_comment(text: &str, offset: usize) -> bool {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let (mut single, mut double, mut previous) = (false, false, ' ');
+    for c in text[line_start..offset].chars() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '#' if !single && !double && previous.is_whitespace() => return true,
+            _ => {}
+        }
+        previous = c;
+    }
+    false
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (u32, u32) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line as u32, column as u32)
+}
+
+pub fn known_list<'a>(what: &str, names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        format!("there are no {what}")
+    } else {
+        format!("{what}: {}", names.join(", "))
+    }
+}
+
+/// Parses `NAME=VALUE` pairs from `--set`.
+pub fn parse_overrides(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+            _ => Err(format!("--set {pair:?}: expected NAME=VALUE")),
+        })
+        .collect()
+}
+
+/// The JSON schema of launch files, for editors.
+pub fn json_schema() -> String {
+    serde_json::to_string_pretty(&schemars::schema_for!(LaunchFile)).expect("schema serializes")
+}

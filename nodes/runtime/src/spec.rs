@@ -1,0 +1,163 @@
+//! What a launcher hands a node process, and what a node kind declares about itself.
+//!
+//! A *node kind* is a built-in node type (`test-pattern`, `detector`, ...): its name, its
+//! ports (inputs and outputs with a default topic and a message type), a parameter check and
+//! a `run` function. A [`NodeSpec`] is one instance of it: name, namespace, parameters, topic
+//! remappings, per-input queue/deadline settings and transport. The launcher validates specs
+//! against kinds before anything starts, then passes each spec to `reflex node KIND` as JSON.
+
+use crate::node::InputOptions;
+use crate::shutdown::Shutdown;
+use crate::transport::TransportConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One input or output of a node kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Port {
+    /// Name used in launch files (`remap:` and `inputs:` keys), e.g. `image`.
+    pub name: &'static str,
+    /// Default topic, relative (namespaced) unless it starts with `/`.
+    pub topic: &'static str,
+    /// Full ROS type name, e.g. `sensor_msgs/msg/Image`.
+    pub type_name: &'static str,
+    pub direction: Direction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+/// The error a node's `run` returns.
+pub type RunError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A built-in node type.
+pub struct NodeKind {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub ports: &'static [Port],
+    /// Parameters: (name, default, meaning), for `reflex kinds KIND`.
+    pub parameters: &'static [(&'static str, &'static str, &'static str)],
+    /// Checks parameters without starting anything: `Err((path, message))`, where `path` is the
+    /// parameter the problem is in (empty when not known).
+    pub check_params: fn(&serde_json::Value) -> Result<(), (String, String)>,
+    /// Runs the node until `shutdown` is requested.
+    pub run: fn(NodeSpec, Shutdown) -> Result<(), RunError>,
+}
+
+impl NodeKind {
+    pub fn port(&self, name: &str) -> Option<&Port> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+}
+
+/// Typed parameter check for a kind whose config type is `T` (unknown keys refused by `T`).
+pub fn check_params_as<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<(), (String, String)> {
+    parse_params_value::<T>(value).map(|_| ())
+}
+
+/// Parses parameters into `T`, naming the parameter that is wrong.
+pub fn parse_params_value<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T, (String, String)> {
+    let value = if value.is_null() { serde_json::Value::Object(Default::default()) } else { value.clone() };
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, error.into_inner().to_string())
+    })
+}
+
+/// One node instance, as the launcher passes it to the node process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSpec {
+    pub name: String,
+    /// Prefix for relative topic names, e.g. `front` → `/front/camera/image`.
+    pub namespace: String,
+    pub params: serde_json::Value,
+    /// Port name or default topic → topic.
+    pub remap: BTreeMap<String, String>,
+    /// Per input port: queue capacity, overflow policy, deadline.
+    pub inputs: BTreeMap<String, InputOptions>,
+    pub transport: TransportConfig,
+}
+
+impl NodeSpec {
+    /// The topic a port is connected to: remapped by port name or by default topic, then
+    /// placed in the namespace unless absolute.
+    pub fn topic(&self, port: &Port) -> String {
+        let topic = self.remap.get(port.name).or_else(|| self.remap.get(port.topic)).map_or(port.topic, String::as_str);
+        resolve_topic(&self.namespace, topic)
+    }
+
+    /// The queue and deadline settings of an input port (defaults when the launch file is silent).
+    pub fn input_options(&self, port: &Port) -> InputOptions {
+        self.inputs.get(port.name).copied().unwrap_or_default()
+    }
+
+    /// The node's parameters as its typed config.
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::ParamError> {
+        parse_params_value(&self.params).map_err(|(path, message)| crate::ParamError {
+            node: self.name.clone(),
+            message: if path.is_empty() { message } else { format!("{path}: {message}") },
+        })
+    }
+}
+
+/// `/abs` stays; `rel` becomes `/<namespace>/rel`.
+pub fn resolve_topic(namespace: &str, topic: &str) -> String {
+    if topic.starts_with('/') {
+        return topic.to_string();
+    }
+    let namespace = namespace.trim_matches('/');
+    if namespace.is_empty() {
+        format!("/{topic}")
+    } else {
+        format!("/{namespace}/{topic}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IMAGE: Port =
+        Port { name: "image", topic: "camera/image", type_name: "sensor_msgs/msg/Image", direction: Direction::Output };
+
+    #[test]
+    fn topics_resolve_through_remap_and_namespace() {
+        let mut spec = NodeSpec { namespace: "front".into(), ..Default::default() };
+        assert_eq!(spec.topic(&IMAGE), "/front/camera/image");
+        spec.remap.insert("image".into(), "/cam0/image_raw".into());
+        assert_eq!(spec.topic(&IMAGE), "/cam0/image_raw");
+        spec.remap.clear();
+        spec.remap.insert("camera/image".into(), "raw".into());
+        assert_eq!(spec.topic(&IMAGE), "/front/raw");
+        assert_eq!(resolve_topic("", "a/b"), "/a/b");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Config {
+        fps: f64,
+        #[serde(default)]
+        size: Option<[u32; 2]>,
+    }
+
+    #[test]
+    fn parameter_errors_name_the_parameter() {
+        let (path, message) = parse_params_value::<Config>(&serde_json::json!({"fps": "x"})).unwrap_err();
+        assert_eq!(path, "fps");
+        assert!(message.contains("invalid type: string \"x\", expected f64"), "{message}");
+        let (path, message) =
+            parse_params_value::<Config>(&serde_json::json!({"fps": 1, "size": [1, "a"]})).unwrap_err();
+        assert_eq!(path, "size[1]");
+        assert!(message.contains("expected u32"), "{message}");
+        let (_, message) = parse_params_value::<Config>(&serde_json::json!({"fps": 1, "speed": 2})).unwrap_err();
+        assert!(message.contains("unknown field `speed`"), "{message}");
+        let (_, message) = parse_params_value::<Config>(&serde_json::Value::Null).unwrap_err();
+        assert!(message.contains("missing field `fps`"), "{message}");
+    }
+}
