@@ -1,0 +1,245 @@
+//! `reflex launch` with real processes: clean stop on SIGINT, no orphans after SIGKILL of the
+//! launcher, restart with backoff, composed groups, and the introspection tools against
+//! `launch/demo.yaml`. Each test has its own rendezvous port and prefix; every wait is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn reflex() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reflex"));
+    command.env("REFLEX_LOG", "info,zenoh=error");
+    command
+}
+
+struct Launch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    port: u16,
+}
+
+impl Launch {
+    /// `reflex launch FILE --set ...` with its own rendezvous port; output lines collected.
+    fn start(file: &Path, port: u16, sets: &[String]) -> Self {
+        let mut command = reflex();
+        command.arg("launch").arg(file).env("REFLEX_ZENOH_PORT", port.to_string());
+        for set in sets {
+            command.args(["--set", set]);
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (sender, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = sender.send(line);
+                }
+            });
+        }
+        Self { child, lines, port }
+    }
+
+    /// Waits for a line containing `text`; returns every line seen until then.
+    fn wait_for(&self, text: &str, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let found = line.contains(text);
+            seen.push(line);
+            if found {
+                return seen;
+            }
+        }
+        panic!("no line with {text:?} within {timeout:?}; saw:\n{}", seen.join("\n"));
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "launcher still running after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn tool(&self, args: &[&str], prefix: &str) -> String {
+        let output = reflex()
+            .args(args)
+            .args(["--prefix", prefix, "--connect", &format!("tcp/127.0.0.1:{}", self.port)])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "reflex {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Launch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Live (not zombie) processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest.trim().to_string()) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1) == Some(&parent.to_string().as_str()) && fields[0] != "Z" {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn wait_gone(pids: &[u32], timeout: Duration) -> Duration {
+    let start = Instant::now();
+    while pids.iter().any(|&p| alive(p)) {
+        assert!(
+            start.elapsed() < timeout,
+            "processes {:?} still alive after {timeout:?}",
+            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("demo.yaml")
+}
+
+fn write_launch(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reflex-launch-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn sigint_stops_every_node_within_two_seconds() {
+    let mut launch = Launch::start(&demo(), 17711, &["prefix=sigint".into()]);
+    launch.wait_for("camera publishing", Duration::from_secs(20));
+    let children = children_of(launch.child.id());
+    assert_eq!(children.len(), 2, "one process per node");
+    launch.signal(libc::SIGINT);
+    let took = wait_gone(&children, Duration::from_secs(2));
+    let status = launch.wait_exit(Duration::from_secs(3));
+    assert!(status.success(), "a requested stop is not a failure: {status:?}");
+    eprintln!("children gone {took:?} after SIGINT");
+}
+
+#[test]
+fn sigkill_of_the_launcher_leaves_no_orphans() {
+    let mut launch = Launch::start(&demo(), 17712, &["prefix=sigkill".into()]);
+    launch.wait_for("camera publishing", Duration::from_secs(20));
+    let children = children_of(launch.child.id());
+    assert_eq!(children.len(), 2);
+    launch.signal(libc::SIGKILL);
+    launch.wait_exit(Duration::from_secs(2));
+    let took = wait_gone(&children, Duration::from_secs(2));
+    eprintln!("children gone {took:?} after SIGKILL of the launcher");
+}
+
+#[test]
+fn on_failure_restarts_with_backoff_then_gives_up() {
+    let file = write_launch(
+        "crash.yaml",
+        "nodes:\n  - name: crasher\n    exec: /bin/sh\n    args: [\"-c\", \"echo started; exit 3\"]\n    restart: {policy: on-failure, max_restarts: 2, backoff_ms: 200}\n",
+    );
+    let mut launch = Launch::start(&file, 17713, &[]);
+    let start = Instant::now();
+    let lines = launch.wait_for("gave up after 2 restarts", Duration::from_secs(10));
+    let elapsed = start.elapsed();
+    let status = launch.wait_exit(Duration::from_secs(5));
+    assert!(!status.success(), "a required node that gave up fails the launch");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("[crasher] started")).count(),
+        3,
+        "first run + 2 restarts:\n{}",
+        lines.join("\n")
+    );
+    assert!(lines.iter().any(|l| l.contains("exited with status 3; restart 1/2 in 200 ms")), "{}", lines.join("\n"));
+    assert!(lines.iter().any(|l| l.contains("restart 2/2 in 400 ms")), "backoff doubles:\n{}", lines.join("\n"));
+    assert!(elapsed >= Duration::from_millis(600), "waited the backoff (200 + 400 ms), took {elapsed:?}");
+}
+
+#[test]
+fn a_group_runs_two_nodes_in_one_process() {
+    let file = write_launch(
+        "group.yaml",
+        "zenoh: {prefix: grouped}\nnodes:\n  - name: camera\n    kind: test-pattern\n    params: {fps: 20}\n  - name: stats\n    kind: frame-stats\n    params: {report_period_s: 0.5}\ngroups:\n  - name: vision\n    nodes: [camera, stats]\n",
+    );
+    let launch = Launch::start(&file, 17714, &[]);
+    launch.wait_for("camera publishing", Duration::from_secs(20));
+    assert_eq!(children_of(launch.child.id()).len(), 1, "one process for the group");
+    let list = launch.tool(&["node", "list"], "grouped");
+    let pids: Vec<&str> = list.lines().skip(1).filter_map(|l| l.split_whitespace().nth(2)).collect();
+    assert_eq!(pids.len(), 2, "both nodes announce themselves:\n{list}");
+    assert_eq!(pids[0], pids[1], "same process:\n{list}");
+    // The stats node in the same process still receives the camera's frames.
+    let echo = launch.tool(&["topic", "echo", "/diagnostics", "--count", "1", "--duration", "10"], "grouped");
+    assert!(echo.contains("\"rate_hz\""), "{echo}");
+}
+
+#[test]
+fn introspection_tools_work_against_the_demo() {
+    let launch = Launch::start(&demo(), 17715, &["prefix=tools".into(), "fps=25".into()]);
+    launch.wait_for("camera publishing", Duration::from_secs(20));
+
+    let list = launch.tool(&["node", "list"], "tools");
+    for node in ["camera", "stats"] {
+        assert!(list.lines().any(|l| l.starts_with(node)), "node list lacks {node}:\n{list}");
+    }
+    let topics = launch.tool(&["topic", "list", "-v"], "tools");
+    assert!(
+        topics.contains("/camera/image  [sensor_msgs/msg/Image]  publishers: camera  subscribers: stats"),
+        "{topics}"
+    );
+
+    // echo decodes: the diagnostics message as JSON, with the stats node's values.
+    let echo = launch.tool(&["topic", "echo", "/diagnostics", "--count", "1", "--duration", "10"], "tools");
+    let message: serde_json::Value = serde_json::from_str(echo.lines().next().expect("one message")).unwrap();
+    assert_eq!(message["status"][0]["name"], "stats: /camera/image");
+    let image = launch.tool(&["topic", "echo", "/camera/image", "--count", "1", "--duration", "10"], "tools");
+    let image: serde_json::Value = serde_json::from_str(image.lines().next().unwrap()).unwrap();
+    assert_eq!((image["width"].as_u64(), image["encoding"].as_str()), (Some(640), Some("rgb8")));
+    assert_eq!(image["data"], "<921600 bytes>");
+    let raw =
+        launch.tool(&["topic", "echo", "/camera/camera_info", "--raw", "--count", "1", "--duration", "10"], "tools");
+    assert!(raw.starts_with("00 01 00 00 "), "CDR little-endian header:\n{raw}");
+
+    // hz: close to the configured 25 Hz (generous: a shared 2-core machine).
+    let hz = launch.tool(&["topic", "hz", "/camera/image", "--window", "2", "--duration", "4.5"], "tools");
+    let rates: Vec<f64> = hz.lines().filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect();
+    assert!(!rates.is_empty(), "{hz}");
+    let best = rates.iter().copied().fold(0.0, f64::max);
+    assert!((20.0..=30.0).contains(&best), "rate {best} Hz, configured 25:\n{hz}");
+    assert!(hz.contains("age p50"), "stamped type: age reported:\n{hz}");
+
+    let bw = launch.tool(&["topic", "bw", "/camera/image", "--duration", "2.5"], "tools");
+    assert!(bw.contains("mean 900.1 KiB"), "{bw}");
+}
