@@ -38,6 +38,10 @@ pub struct TransportArgs {
     /// Turn shared memory off on both sides (everything is copied).
     #[arg(long)]
     no_shm: bool,
+    /// Reflex publishers encode payloads from this size straight into their own shared-memory
+    /// pool; smaller ones go as bytes, which zenoh itself moves to shared memory from 3 KiB.
+    #[arg(long, default_value_t = TransportConfig::default().shm_threshold_bytes)]
+    shm_threshold: usize,
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -103,7 +107,7 @@ const REPORT: &str = "report";
 
 pub fn run(args: TransportArgs) -> Result<()> {
     let port = free_port()?;
-    let config = transport(port, args.no_shm);
+    let config = TransportConfig { shm_threshold_bytes: args.shm_threshold, ..transport(port, args.no_shm) };
     let prefix = config.prefix.clone();
     let mut helper_args = vec!["bench".into(), "transport-sink".into(), "--port".into(), port.to_string()];
     if args.no_shm {
@@ -230,11 +234,12 @@ impl PathStats {
 fn render(report: &SinkReport, send_calls: &[[LatencyHistogram; 2]], expected: usize, args: &TransportArgs) -> String {
     let mut table = String::new();
     table.push_str(&format!(
-        "One-way latency, two processes on loopback, µs ({} messages per cell, {} rounds, {} µs apart; shared memory {}):\n\n",
+        "One-way latency, two processes on loopback, µs ({} messages per cell, {} rounds, {} µs apart; shared memory {}; Reflex encodes into its own shared memory from {} B):\n\n",
         expected,
         args.rounds,
         args.period_us,
-        if args.no_shm { "off" } else { "on" }
+        if args.no_shm { "off" } else { "on" },
+        args.shm_threshold
     ));
     table.push_str("| payload | path | received | via shm | p50 | p99 | p99.9 | max | p50 ratio | send call p50 |\n");
     table.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");

@@ -434,8 +434,11 @@ impl<T: Message> Publisher<T> {
         if let Some(shm) = &self.shared.shm {
             let size = cdr::calc_serialized_size(message) as usize;
             if size >= self.shared.shm_threshold_bytes {
-                // Garbage-collect freed chunks if needed, but never block: on failure fall back
-                // to the copying path below.
+                // Reclaim chunks the subscribers have released before allocating, so the pool
+                // hands out recently used (cache-warm) memory instead of walking the whole
+                // segment; the list of chunks in flight is short. Never blocks: on failure the
+                // message takes the copying path below.
+                shm.garbage_collect();
                 if let Ok(mut chunk) = shm.alloc(size).with_policy::<GarbageCollect>().wait() {
                     let mut writer: &mut [u8] = &mut chunk[..];
                     if cdr::serialize_into::<_, _, _, cdr::CdrLe>(&mut writer, message, cdr::Infinite).is_ok() {
