@@ -20,7 +20,7 @@ pub struct LaunchFile {
     /// Arguments usable as `${arg:NAME}` anywhere in this file, with their defaults.
     #[serde(default)]
     pub args: BTreeMap<String, ArgDecl>,
-    /// Transport settings shared by every node of this launch.
+    /// Transport settings shared by every node of this launch (top-level file only).
     #[serde(default)]
     pub zenoh: Option<ZenohSection>,
     /// Other launch files whose nodes join this launch.
@@ -256,11 +256,13 @@ fn load_into(
     let file: LaunchFile =
         serde_saphyr::from_str(&text).map_err(|error| Diagnostics::one(Diagnostic::from_yaml(path, &error)))?;
     if let Some(zenoh) = &file.zenoh {
-        // The first file that says something about zenoh decides: includes cannot override
-        // the root's transport.
-        if loaded.zenoh.mode.is_none() && loaded.zenoh.prefix.is_none() && stack.is_empty() {
-            loaded.zenoh = zenoh.clone();
+        if let Some((including, at)) = included_from {
+            // One transport for the whole launch: an included file cannot change it.
+            let message =
+                format!("{} has a `zenoh:` section, but only the top-level launch file may set one", path.display());
+            return Err(Diagnostics::one(Diagnostic::at(including, &at.referenced, message)));
         }
+        loaded.zenoh = zenoh.clone();
     }
     stack.push(canonical);
     for include in &file.include {

@@ -112,6 +112,7 @@ enum TopicCommand {
     },
     /// Print each message, decoded (JSON per line), or as hex with --raw.
     Echo {
+        /// Topic name, e.g. /diagnostics.
         topic: String,
         /// Message type, when the topic's publisher does not announce one.
         #[arg(long = "type")]
@@ -128,26 +129,37 @@ enum TopicCommand {
         target: Target,
     },
     /// Message rate, gaps between messages and (for stamped types) age since capture.
-    Hz {
-        topic: String,
-        /// Report window in seconds.
-        #[arg(long, default_value_t = 1.0)]
-        window: f64,
-        #[arg(long)]
-        duration: Option<f64>,
-        #[command(flatten)]
-        target: Target,
-    },
+    Hz(RateArgs),
     /// Bandwidth and message sizes.
-    Bw {
-        topic: String,
-        #[arg(long, default_value_t = 1.0)]
-        window: f64,
-        #[arg(long)]
-        duration: Option<f64>,
-        #[command(flatten)]
-        target: Target,
-    },
+    Bw(RateArgs),
+}
+
+#[derive(clap::Args)]
+struct RateArgs {
+    /// Topic name, e.g. /camera/image.
+    topic: String,
+    /// Report window in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    window: f64,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    #[command(flatten)]
+    target: Target,
+}
+
+impl RateArgs {
+    fn run(&self, bandwidth: bool, shutdown: &Shutdown) -> Result<()> {
+        let window = Duration::from_secs_f64(self.window.max(0.05));
+        introspect::topic_rate(
+            &self.target.transport(),
+            &self.topic,
+            window,
+            seconds(self.duration),
+            bandwidth,
+            shutdown,
+        )
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -232,22 +244,8 @@ fn run(command: Command) -> Result<bool> {
                     };
                     introspect::topic_echo(&target.transport(), options, &shutdown)?
                 }
-                TopicCommand::Hz { topic, window, duration, target } => introspect::topic_rate(
-                    &target.transport(),
-                    &topic,
-                    Duration::from_secs_f64(window.max(0.05)),
-                    seconds(duration),
-                    false,
-                    &shutdown,
-                )?,
-                TopicCommand::Bw { topic, window, duration, target } => introspect::topic_rate(
-                    &target.transport(),
-                    &topic,
-                    Duration::from_secs_f64(window.max(0.05)),
-                    seconds(duration),
-                    true,
-                    &shutdown,
-                )?,
+                TopicCommand::Hz(args) => args.run(false, &shutdown)?,
+                TopicCommand::Bw(args) => args.run(true, &shutdown)?,
             }
             Ok(true)
         }
