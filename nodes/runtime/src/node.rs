@@ -244,7 +244,8 @@ impl Node {
             missed: AtomicBool::new(false),
         });
         let (writer, reader) = input_queue::<Incoming>(options.capacity, options.policy);
-        let writer = CallbackWriter::new(writer);
+        let lost = Arc::new(AtomicU64::new(0));
+        let writer = CallbackWriter::new(writer, lost.clone());
         let processing_thread = std::thread::current();
         let callback_watch = watch.clone();
         let clock = self.shared.clock.clone();
@@ -277,6 +278,7 @@ impl Node {
             gathered: Vec::new(),
             stats: InputStats::default(),
             reported_drops: 0,
+            lost,
             shared: self.shared.clone(),
             _watch: watch,
         })
@@ -490,32 +492,54 @@ struct Incoming {
     arrival_ns: i64,
 }
 
-/// The queue's writing half, callable from zenoh's `Fn` callback.
+/// The queue's writing half, callable from zenoh's `Fn` callback, and the per-publisher
+/// sequence check that counts messages lost before they reached us.
 ///
 /// zenoh runs a subscriber's callback on its receive tasks: serially for one link, but calls
 /// from two links may overlap. A flag serializes them; the guarded section is one ring push,
 /// which never waits for the reader, so the wait for the flag is a few nanoseconds at most.
 struct CallbackWriter {
     busy: AtomicBool,
-    writer: UnsafeCell<QueueWriter<Incoming>>,
+    state: UnsafeCell<CallbackState>,
+    /// Messages missing from a publisher's sequence (read by the subscriber for its stats).
+    lost: Arc<AtomicU64>,
 }
 
-// SAFETY: the writer is only reached through `push`, which holds `busy` exclusively.
+struct CallbackState {
+    writer: QueueWriter<Incoming>,
+    /// Last (publisher id, sequence number) seen; only one publisher's stream is checked at a
+    /// time, interleaved publishers restart the check.
+    last: Option<([u8; 16], i64)>,
+}
+
+// SAFETY: the state is only reached through `push`, which holds `busy` exclusively.
 unsafe impl Sync for CallbackWriter {}
 
 impl CallbackWriter {
-    fn new(writer: QueueWriter<Incoming>) -> Self {
-        Self { busy: AtomicBool::new(false), writer: UnsafeCell::new(writer) }
+    fn new(writer: QueueWriter<Incoming>, lost: Arc<AtomicU64>) -> Self {
+        Self { busy: AtomicBool::new(false), state: UnsafeCell::new(CallbackState { writer, last: None }), lost }
     }
 
     fn push(&self, item: Incoming) {
-        // Acquire pairs with the Release below: the previous holder's writes to the queue
-        // writer are visible before we touch it.
+        let publisher =
+            item.sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes())).map(|a| (a.gid, a.sequence));
+        // Acquire pairs with the Release below: the previous holder's writes to the state are
+        // visible before we touch it.
         while self.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             std::hint::spin_loop();
         }
-        // SAFETY: `busy` is ours, so no other reference to the writer exists.
-        unsafe { (*self.writer.get()).push(item) };
+        // SAFETY: `busy` is ours, so no other reference to the state exists.
+        let state = unsafe { &mut *self.state.get() };
+        if let (Some((gid, sequence)), Some((last_gid, last_sequence))) = (publisher, state.last) {
+            if gid == last_gid && sequence > last_sequence + 1 {
+                // Relaxed: a counter read for reporting only.
+                self.lost.fetch_add((sequence - last_sequence - 1) as u64, Ordering::Relaxed);
+            }
+        }
+        if publisher.is_some() {
+            state.last = publisher;
+        }
+        state.writer.push(item);
         self.busy.store(false, Ordering::Release);
     }
 }
@@ -549,6 +573,8 @@ pub struct Subscriber<T: Message> {
     gathered: Vec<u8>,
     stats: InputStats,
     reported_drops: u64,
+    /// Sequence gaps counted by the callback.
+    lost: Arc<AtomicU64>,
     shared: Arc<NodeShared>,
     _watch: Arc<InputWatch>,
 }
@@ -623,21 +649,20 @@ impl<T: Message> Subscriber<T> {
         }
     }
 
+    /// Reports messages lost on this input: dropped by the queue's overflow policy, or missing
+    /// from the publisher's sequence (lost before arrival, e.g. a congested link). One event per
+    /// doubling of the count, not one per message.
     fn report_drops(&mut self) {
-        let dropped = self.reader.dropped();
-        if dropped != self.reported_drops {
-            self.stats.dropped = dropped;
-            // One event per burst of drops, not per message: the count says how many.
-            if dropped >= self.reported_drops.saturating_mul(2).max(self.reported_drops + 1) {
-                self.shared.report(
-                    MonitorEvent::KIND_QUEUE_DROP,
-                    &self.topic,
-                    dropped as f64,
-                    0.0,
-                    "input queue overflow",
-                );
-                self.reported_drops = dropped;
-            }
+        self.stats.dropped = self.reader.dropped();
+        self.stats.lost_in_transport = self.lost.load(Ordering::Relaxed);
+        let lost = self.stats.dropped + self.stats.lost_in_transport;
+        if lost >= self.reported_drops.saturating_mul(2).max(self.reported_drops + 1) {
+            let detail = format!(
+                "{} dropped by the input queue, {} lost before arrival",
+                self.stats.dropped, self.stats.lost_in_transport
+            );
+            self.shared.report(MonitorEvent::KIND_QUEUE_DROP, &self.topic, lost as f64, 0.0, &detail);
+            self.reported_drops = lost;
         }
     }
 
@@ -673,7 +698,7 @@ fn received<M>(
     let attachment = incoming.sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()));
     let transit_ns = attachment.map(|a| incoming.arrival_ns - a.source_timestamp_ns);
     let age_ns = stamp.filter(|s| !s.is_zero()).map(|s| now - s.as_nanos());
-    stats.record(age_ns, transit_ns, now - incoming.arrival_ns, attachment.map(|a| (a.gid, a.sequence)), shared_memory);
+    stats.record(age_ns, transit_ns, now - incoming.arrival_ns, shared_memory);
     Received {
         message,
         age_ns,

@@ -12,7 +12,8 @@
 //!   older than what is delivered.
 //!
 //! The mailbox is an `AtomicPtr` to a boxed slot. Boxes travel back from reader to writer
-//! through a second small ring, so after warm-up neither side allocates.
+//! through a second small ring; the three boxes needed are made with the queue, so neither side
+//! allocates afterwards (`tests/no_alloc.rs` counts).
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,10 +66,18 @@ pub struct QueueReader<T> {
 /// A queue holding at most `capacity` messages (plus the mailbox for DropOldest).
 pub fn input_queue<T: Send>(capacity: usize, policy: OverflowPolicy) -> (QueueWriter<T>, QueueReader<T>) {
     let (producer, consumer) = rtrb::RingBuffer::new(capacity.max(1));
-    let (slot_producer, slot_consumer) = rtrb::RingBuffer::new(2);
+    // Three mailbox boxes circulate (one in the mailbox, one spare with the writer, one on its
+    // way back); all are made here, so neither side ever allocates afterwards.
+    let (mut slot_producer, slot_consumer) = rtrb::RingBuffer::new(2);
+    let spare_slot: Option<Slot<T>> = (policy == OverflowPolicy::DropOldest).then(|| {
+        for _ in 0..2 {
+            let _ = slot_producer.push(Box::new(None));
+        }
+        Box::new(None)
+    });
     let shared = Arc::new(Shared { mailbox: AtomicPtr::new(std::ptr::null_mut()), dropped: AtomicU64::new(0) });
     let writer =
-        QueueWriter { ring: producer, returned_slots: slot_consumer, spare_slot: None, policy, shared: shared.clone() };
+        QueueWriter { ring: producer, returned_slots: slot_consumer, spare_slot, policy, shared: shared.clone() };
     let reader = QueueReader { ring: consumer, returned_slots: slot_producer, shared };
     (writer, reader)
 }

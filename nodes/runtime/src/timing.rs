@@ -74,8 +74,9 @@ pub struct InputStats {
     pub decode_errors: u64,
     /// Dropped by the queue's overflow policy.
     pub dropped: u64,
-    /// Missing sequence numbers from the same publisher: lost before reaching the queue.
-    pub sequence_gaps: u64,
+    /// Missing sequence numbers from a publisher, counted on arrival: lost before reaching
+    /// this node (e.g. dropped by a congested sender).
+    pub lost_in_transport: u64,
     pub through_shared_memory: u64,
     /// Now minus `header.stamp`: age since capture.
     pub age: LatencyHistogram,
@@ -83,7 +84,6 @@ pub struct InputStats {
     pub transit: LatencyHistogram,
     /// Processing-thread pick-up minus arrival: time spent queued.
     pub queue_wait: LatencyHistogram,
-    last_publisher: Option<([u8; 16], i64)>,
 }
 
 impl InputStats {
@@ -92,7 +92,6 @@ impl InputStats {
         age_ns: Option<i64>,
         transit_ns: Option<i64>,
         queue_wait_ns: i64,
-        publisher_sequence: Option<([u8; 16], i64)>,
         shared_memory: bool,
     ) {
         self.received += 1;
@@ -104,21 +103,6 @@ impl InputStats {
             self.transit.record_ns(transit);
         }
         self.queue_wait.record_ns(queue_wait_ns);
-        if let Some((gid, sequence)) = publisher_sequence {
-            if let Some((last_gid, last_sequence)) = self.last_publisher {
-                // Only a single publisher's stream is checked; interleaved publishers reset it.
-                // Messages the queue dropped are not network gaps: they were counted there.
-                if last_gid == gid && sequence > last_sequence + 1 {
-                    self.sequence_gaps += (sequence - last_sequence - 1) as u64;
-                }
-            }
-            self.last_publisher = Some((gid, sequence));
-        }
-    }
-
-    /// Sequence gaps not explained by the queue's own drops.
-    pub fn lost_in_transport(&self) -> u64 {
-        self.sequence_gaps.saturating_sub(self.dropped)
     }
 }
 
@@ -137,20 +121,5 @@ mod tests {
         let p50 = histogram.quantile_ns(0.5);
         assert!((499_000..=501_000).contains(&p50), "{p50}");
         assert!(histogram.summary().starts_with("n=1001 p50=500"));
-    }
-
-    #[test]
-    fn gaps_are_counted_per_publisher() {
-        let mut stats = InputStats::default();
-        let a = [1; 16];
-        let b = [2; 16];
-        for sequence in [1, 2, 5, 6] {
-            stats.record(None, None, 0, Some((a, sequence)), false);
-        }
-        assert_eq!(stats.sequence_gaps, 2);
-        stats.record(None, None, 0, Some((b, 100)), false);
-        assert_eq!(stats.sequence_gaps, 2, "a new publisher is not a gap");
-        stats.dropped = 1;
-        assert_eq!(stats.lost_in_transport(), 1);
     }
 }

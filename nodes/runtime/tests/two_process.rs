@@ -72,6 +72,8 @@ fn child_process_entry() {
         assert!(start.elapsed() < Duration::from_secs(20), "parent never said go");
         node.wait_for_input(Duration::from_millis(10));
     }
+    // Messages published before the parent's subscriptions are known here would go nowhere.
+    assert!(detections.wait_for_subscribers(Duration::from_secs(20)), "parent's subscriber never appeared");
     let messages: Vec<_> = (0..count).map(expected_detections).collect();
     let image_messages: Vec<_> = if images { (0..count).map(expected_image).collect() } else { Vec::new() };
     let start = Instant::now();
@@ -192,7 +194,7 @@ fn messages_arrive_typed_and_intact_with_images_through_shared_memory() {
     let sent = child.expect_line("sent", Duration::from_secs(10));
     assert_eq!(number_after(&sent, "shm"), u64::from(COUNT), "publisher wrote every image into shared memory");
     assert_eq!(detections.dropped() + images.dropped(), 0);
-    assert_eq!(detections.stats().sequence_gaps, 0);
+    assert_eq!(detections.stats().lost_in_transport, 0);
     assert_eq!(images.stats().through_shared_memory, u64::from(COUNT));
     assert_eq!(images.stats().transit.count(), u64::from(COUNT));
 }
@@ -241,7 +243,11 @@ fn a_slow_consumer_drops_counted_messages_and_never_stalls_the_publisher() {
     let dropped = detections.dropped();
     assert_eq!(last_index, Some(COUNT - 1), "drop_oldest still delivers the newest message");
     assert!(dropped > 0, "a consumer 20x slower than the publisher must drop");
-    assert_eq!(delivered + dropped, u64::from(COUNT), "delivered + dropped accounts for every message");
+    // Every message is accounted for: delivered, dropped by our queue, or missing from the
+    // sequence (zenoh's congestion control may drop at the sender when the machine is busy).
+    let lost = detections.stats().lost_in_transport;
+    eprintln!("delivered {delivered}, dropped by the queue {dropped}, lost before arrival {lost}");
+    assert_eq!(delivered + dropped + lost, u64::from(COUNT), "delivered {delivered} dropped {dropped} lost {lost}");
     assert!(drop_events > 0, "drops were reported on the monitor topic");
     // A stalled publisher would take the consumer's pace (>= 4 s); unstalled it takes ~0.2-1 s.
     assert!(publisher_ms < 3_000, "publisher took {publisher_ms} ms: it waited for the consumer");
