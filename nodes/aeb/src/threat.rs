@@ -1,0 +1,348 @@
+//! Threat assessment and the staged response.
+//!
+//! From a track's range `d`, closing speed `v` (= −range rate) and closing acceleration `a`
+//! (= −range acceleration):
+//! - **TTC** = d / v (infinite when not closing);
+//! - **enhanced TTC** = smallest positive root of ½·a·t² + v·t − d = 0 (constant acceleration:
+//!   a braking lead vehicle makes it shorter than TTC);
+//! - **required deceleration** = v² / (2d) + a: the extra ego deceleration that brings the
+//!   closing speed to zero exactly at contact if the lead keeps its acceleration.
+//!
+//! The response escalates at once and de-escalates only after the threat has stayed below the
+//! *release* thresholds (TTC thresholds plus a margin, deceleration thresholds times a factor)
+//! for `release_hold_s`, so a threat hovering at a threshold cannot make the brakes chatter.
+//! Defaults follow published figures: a warning at least 0.8 s before emergency braking
+//! (UN R152), emergency braking of at least 5 m/s² up to the vehicle's maximum, partial braking
+//! at 4 m/s² (between the 3.8 and 5.3 m/s² stages of MathWorks' AEB example).
+
+use crate::tracker::Track;
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThreatConfig {
+    /// Forward-collision warning below this TTC, s.
+    pub warn_ttc_s: f64,
+    /// Partial braking below this TTC, s ...
+    pub partial_ttc_s: f64,
+    /// ... or from this required deceleration, m/s².
+    pub partial_required_decel_mps2: f64,
+    /// Full braking below this TTC, s ...
+    pub full_ttc_s: f64,
+    /// ... or from this required deceleration, m/s².
+    pub full_required_decel_mps2: f64,
+    /// Deceleration demanded while partially braking, m/s².
+    pub partial_decel_mps2: f64,
+    /// Least deceleration demanded while fully braking (UN R152: at least 5), m/s².
+    pub full_decel_min_mps2: f64,
+    /// The vehicle's maximum deceleration, m/s².
+    pub max_decel_mps2: f64,
+    /// Full braking demands the required deceleration times this, within the limits above.
+    pub decel_safety_factor: f64,
+    /// Release: TTC must exceed a stage's threshold by this much, s ...
+    pub release_ttc_margin_s: f64,
+    /// ... and the required deceleration fall below its threshold times this ...
+    pub release_decel_factor: f64,
+    /// ... for this long before the response steps down, s.
+    pub release_hold_s: f64,
+    /// Vehicle width, m; objects whose centre is within half of it plus the margin are in path.
+    pub vehicle_width_m: f64,
+    pub path_margin_m: f64,
+}
+
+impl Default for ThreatConfig {
+    fn default() -> Self {
+        Self {
+            warn_ttc_s: 2.6,
+            partial_ttc_s: 1.8,
+            partial_required_decel_mps2: 3.0,
+            full_ttc_s: 1.2,
+            full_required_decel_mps2: 5.0,
+            partial_decel_mps2: 4.0,
+            full_decel_min_mps2: 5.0,
+            max_decel_mps2: 9.0,
+            decel_safety_factor: 1.3,
+            release_ttc_margin_s: 0.5,
+            release_decel_factor: 0.7,
+            release_hold_s: 0.5,
+            vehicle_width_m: 1.8,
+            path_margin_m: 0.3,
+        }
+    }
+}
+
+impl ThreatConfig {
+    /// Checks the thresholds are ordered and keep the R152 warning lead; names the parameter.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !(self.warn_ttc_s > self.partial_ttc_s && self.partial_ttc_s > self.full_ttc_s && self.full_ttc_s > 0.0) {
+            return Err(("warn_ttc_s".into(), "need warn_ttc_s > partial_ttc_s > full_ttc_s > 0".into()));
+        }
+        if self.warn_ttc_s - self.full_ttc_s < 0.8 {
+            return Err((
+                "warn_ttc_s".into(),
+                "the warning must come at least 0.8 s before full braking (UN R152)".into(),
+            ));
+        }
+        if self.full_decel_min_mps2 < 5.0 || self.max_decel_mps2 < self.full_decel_min_mps2 {
+            return Err(("full_decel_min_mps2".into(), "need 5 <= full_decel_min_mps2 <= max_decel_mps2".into()));
+        }
+        if !(0.0..1.0).contains(&self.release_decel_factor)
+            || self.release_hold_s < 0.0
+            || self.release_ttc_margin_s < 0.0
+        {
+            return Err((
+                "release_decel_factor".into(),
+                "need 0 <= factor < 1 and non-negative margin and hold".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn in_path(&self, lateral_m: f64) -> bool {
+        lateral_m.abs() <= self.vehicle_width_m / 2.0 + self.path_margin_m
+    }
+}
+
+/// How dangerous one object is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threat {
+    pub ttc_s: f64,
+    pub enhanced_ttc_s: f64,
+    pub required_decel_mps2: f64,
+}
+
+impl Threat {
+    /// From range `d` (m), range rate (m/s, negative closing) and range acceleration (m/s²).
+    pub fn assess(range_m: f64, range_rate_mps: f64, range_accel_mps2: f64) -> Self {
+        let (d, v, a) = (range_m.max(0.0), -range_rate_mps, -range_accel_mps2);
+        let ttc_s = if v > 1e-3 { d / v } else { f64::INFINITY };
+        let enhanced_ttc_s = smallest_positive_root(0.5 * a, v, -d).unwrap_or(f64::INFINITY);
+        let required_decel_mps2 = if v > 0.0 && d > 1e-3 {
+            (v * v / (2.0 * d) + a).max(0.0)
+        } else if d <= 1e-3 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        Self { ttc_s, enhanced_ttc_s, required_decel_mps2 }
+    }
+
+    pub fn from_track(track: &Track) -> Self {
+        Self::assess(track.range_m(), track.range_rate_mps(), track.range_accel_mps2())
+    }
+
+    /// The TTC used for decisions: the shorter of plain and enhanced.
+    pub fn decision_ttc_s(&self) -> f64 {
+        self.ttc_s.min(self.enhanced_ttc_s)
+    }
+}
+
+/// Smallest positive root of a·t² + b·t + c = 0.
+fn smallest_positive_root(a: f64, b: f64, c: f64) -> Option<f64> {
+    if a.abs() < 1e-9 {
+        return (b.abs() > 1e-9).then(|| -c / b).filter(|t| *t > 0.0);
+    }
+    let discriminant = b * b - 4.0 * a * c;
+    if discriminant < 0.0 {
+        return None;
+    }
+    let root = discriminant.sqrt();
+    let (t1, t2) = ((-b - root) / (2.0 * a), (-b + root) / (2.0 * a));
+    [t1.min(t2), t1.max(t2)].into_iter().find(|t| *t > 0.0)
+}
+
+/// Response stages, ordered; the values are `reflex_msgs/BrakeRequest` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    None = 0,
+    Warn = 1,
+    Partial = 2,
+    Full = 3,
+}
+
+/// What the AEB asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    pub level: Level,
+    pub decel_mps2: f64,
+    pub ttc_s: f64,
+}
+
+/// The staged response with hysteresis.
+pub struct Stager {
+    config: ThreatConfig,
+    level: Level,
+    /// Since when the threat has been below the release thresholds of the current level, ns.
+    below_since_ns: Option<i64>,
+}
+
+impl Stager {
+    pub fn new(config: ThreatConfig) -> Self {
+        Self { config, level: Level::None, below_since_ns: None }
+    }
+
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// The stage a threat calls for, with the TTC thresholds shifted by `ttc_margin` and the
+    /// deceleration thresholds scaled by `decel_factor` (0 and 1 to escalate; the release
+    /// values to decide whether the current stage is still justified).
+    fn stage(&self, threat: Option<&Threat>, ttc_margin: f64, decel_factor: f64) -> Level {
+        let Some(threat) = threat else { return Level::None };
+        let (ttc, decel, c) = (threat.decision_ttc_s(), threat.required_decel_mps2, &self.config);
+        if ttc <= c.full_ttc_s + ttc_margin || decel >= c.full_required_decel_mps2 * decel_factor {
+            Level::Full
+        } else if ttc <= c.partial_ttc_s + ttc_margin || decel >= c.partial_required_decel_mps2 * decel_factor {
+            Level::Partial
+        } else if ttc <= c.warn_ttc_s + ttc_margin {
+            Level::Warn
+        } else {
+            Level::None
+        }
+    }
+
+    /// One decision at `now_ns` for the most critical in-path threat (`None`: nothing ahead).
+    pub fn step(&mut self, now_ns: i64, threat: Option<&Threat>) -> Decision {
+        let demanded = self.stage(threat, 0.0, 1.0);
+        if demanded >= self.level {
+            self.level = demanded;
+            self.below_since_ns = None;
+        } else {
+            let justified = self.stage(threat, self.config.release_ttc_margin_s, self.config.release_decel_factor);
+            if justified >= self.level {
+                self.below_since_ns = None;
+            } else {
+                let since = *self.below_since_ns.get_or_insert(now_ns);
+                if (now_ns - since) as f64 / 1e9 >= self.config.release_hold_s {
+                    // Step down to what is still justified, never below what is demanded.
+                    self.level = justified.max(demanded);
+                    self.below_since_ns = None;
+                }
+            }
+        }
+        let c = &self.config;
+        let decel_mps2 = match self.level {
+            Level::Full => {
+                let required = threat.map_or(0.0, |t| t.required_decel_mps2 * c.decel_safety_factor);
+                required.clamp(c.full_decel_min_mps2, c.max_decel_mps2)
+            }
+            Level::Partial => c.partial_decel_mps2,
+            Level::Warn | Level::None => 0.0,
+        };
+        Decision { level: self.level, decel_mps2, ttc_s: threat.map_or(f64::INFINITY, Threat::decision_ttc_s) }
+    }
+}
+
+/// The most critical confirmed, in-path, closing track and its threat (shortest TTC).
+pub fn most_critical<'a>(
+    tracks: impl Iterator<Item = &'a Track>,
+    config: &ThreatConfig,
+) -> Option<(&'a Track, Threat)> {
+    tracks
+        .filter(|t| t.confirmed && config.in_path(t.lateral_m))
+        .map(|t| (t, Threat::from_track(t)))
+        .filter(|(_, threat)| threat.decision_ttc_s().is_finite() || threat.required_decel_mps2 > 0.0)
+        .min_by(|a, b| a.1.decision_ttc_s().total_cmp(&b.1.decision_ttc_s()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn closed_form_values() {
+        let threat = Threat::assess(20.0, -10.0, 0.0);
+        assert_eq!(threat.ttc_s, 2.0);
+        assert!((threat.enhanced_ttc_s - 2.0).abs() < 1e-12);
+        assert!((threat.required_decel_mps2 - 100.0 / 40.0).abs() < 1e-12);
+        // Lead braking at 4 m/s² while we close at 10 m/s from 20 m: 2t² + 10t − 20 = 0.
+        let threat = Threat::assess(20.0, -10.0, -4.0);
+        let expected = (-10.0 + (100.0f64 + 160.0).sqrt()) / 4.0;
+        assert!((threat.enhanced_ttc_s - expected).abs() < 1e-12, "{}", threat.enhanced_ttc_s);
+        assert!((threat.required_decel_mps2 - (2.5 + 4.0)).abs() < 1e-12);
+        // Opening, or closing but decelerating to a stop before contact.
+        assert_eq!(Threat::assess(20.0, 2.0, 0.0).ttc_s, f64::INFINITY);
+        assert_eq!(Threat::assess(20.0, -4.0, 1.0).enhanced_ttc_s, f64::INFINITY, "stops 8 m short");
+    }
+
+    proptest! {
+        /// The same object getting closer at the same speed never lowers the braking level.
+        #[test]
+        fn level_never_decreases_while_closing(speed_kmh in 10.0f64..80.0, start_m in 20.0f64..80.0) {
+            let v = speed_kmh / 3.6;
+            let mut stager = Stager::new(ThreatConfig::default());
+            let mut previous = Level::None;
+            let mut range = start_m;
+            let mut t_ns = 0i64;
+            while range > 0.5 {
+                let decision = stager.step(t_ns, Some(&Threat::assess(range, -v, 0.0)));
+                prop_assert!(decision.level >= previous, "{:?} after {:?} at {} m", decision.level, previous, range);
+                previous = decision.level;
+                range -= v * 0.05;
+                t_ns += 50_000_000;
+            }
+            prop_assert_eq!(previous, Level::Full);
+        }
+
+        /// At constant closing speed the warning comes at least 0.8 s before full braking.
+        #[test]
+        fn warning_leads_full_braking_by_at_least_0_8_s(speed_kmh in 10.0f64..80.0) {
+            let v = speed_kmh / 3.6;
+            let mut stager = Stager::new(ThreatConfig::default());
+            let (mut warned_at, mut full_at) = (None, None);
+            let mut range = v * 6.0;
+            for step in 0..2000 {
+                let t = step as f64 * 0.01;
+                let decision = stager.step((t * 1e9) as i64, Some(&Threat::assess(range, -v, 0.0)));
+                if decision.level >= Level::Warn && warned_at.is_none() { warned_at = Some(t); }
+                if decision.level == Level::Full && full_at.is_none() { full_at = Some(t); }
+                range -= v * 0.01;
+                if range <= 0.0 { break; }
+            }
+            let (warned, full) = (warned_at.unwrap(), full_at.unwrap());
+            prop_assert!(full - warned >= 0.8 - 1e-9, "warned at {warned}, full at {full}");
+        }
+
+        #[test]
+        fn full_braking_demand_is_within_limits(range in 0.5f64..60.0, v in 0.5f64..30.0, a in -5.0f64..5.0) {
+            let config = ThreatConfig::default();
+            let mut stager = Stager::new(config);
+            let decision = stager.step(0, Some(&Threat::assess(range, -v, a)));
+            if decision.level == Level::Full {
+                prop_assert!(decision.decel_mps2 >= 5.0 && decision.decel_mps2 <= config.max_decel_mps2);
+            }
+        }
+    }
+
+    #[test]
+    fn release_needs_a_stable_period_and_cannot_chatter() {
+        let config = ThreatConfig::default();
+        let mut stager = Stager::new(config);
+        // TTC oscillating around the partial threshold (1.8 s) every frame for 2 s.
+        let mut changes = 0;
+        let mut last = Level::None;
+        for frame in 0..200i64 {
+            let ttc = if frame % 2 == 0 { 1.75 } else { 1.85 };
+            let decision = stager.step(frame * 10_000_000, Some(&Threat::assess(ttc * 10.0, -10.0, 0.0)));
+            changes += usize::from(decision.level != last);
+            last = decision.level;
+        }
+        assert_eq!(changes, 1, "escalated once, never released while the threat hovers");
+        assert_eq!(last, Level::Partial);
+        // Threat gone: held for release_hold_s, then down.
+        let start = 200 * 10_000_000;
+        assert_eq!(stager.step(start, None).level, Level::Partial);
+        assert_eq!(stager.step(start + 400_000_000, None).level, Level::Partial);
+        assert_eq!(stager.step(start + 500_000_000, None).level, Level::None);
+    }
+
+    #[test]
+    fn config_checks_name_the_parameter() {
+        assert!(ThreatConfig::default().validate().is_ok());
+        let config = ThreatConfig { warn_ttc_s: 1.9, ..ThreatConfig::default() };
+        assert_eq!(config.validate().unwrap_err().0, "warn_ttc_s");
+        let config = ThreatConfig { full_decel_min_mps2: 4.0, ..ThreatConfig::default() };
+        assert_eq!(config.validate().unwrap_err().0, "full_decel_min_mps2");
+    }
+}

@@ -1,0 +1,266 @@
+//! Multi-object tracking on range.
+//!
+//! Each track filters its range with a constant-acceleration Kalman filter (state: range,
+//! range rate, range acceleration; white-noise jerk). Detections are associated to tracks by
+//! gated nearest neighbour on the normalized innovation of range plus the lateral distance,
+//! within the same class. A new track is *tentative* until it has been hit `confirm_hits`
+//! times; any track is dropped after `max_misses` consecutive frames without a detection, and
+//! keeps its identity through fewer misses (it is predicted meanwhile).
+
+use nalgebra::{Matrix1, Matrix1x3, Matrix3, Vector3};
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerConfig {
+    /// Hits before a track is confirmed (and may brake).
+    pub confirm_hits: u32,
+    /// Consecutive misses before a track is deleted.
+    pub max_misses: u32,
+    /// Range measurement noise, as a fraction of range (1 sigma).
+    pub range_noise_fraction: f64,
+    /// Jerk noise of the constant-acceleration model, m/s^3 (1 sigma).
+    pub jerk_noise: f64,
+    /// Association gate on the normalized innovation squared of range (chi-square, 1 dof).
+    pub gate_nis: f64,
+    /// Association gate on lateral distance, metres.
+    pub gate_lateral_m: f64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            confirm_hits: 3,
+            max_misses: 3,
+            range_noise_fraction: 0.05,
+            jerk_noise: 5.0,
+            // 99.7 % of a true object's measurements fall inside (3 sigma).
+            gate_nis: 9.0,
+            gate_lateral_m: 1.5,
+        }
+    }
+}
+
+/// One measured object in one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub class_id: String,
+    pub range_m: f64,
+    pub lateral_m: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub id: u32,
+    pub class_id: String,
+    /// Range, range rate (negative when closing), range acceleration.
+    pub state: Vector3<f64>,
+    pub covariance: Matrix3<f64>,
+    pub lateral_m: f64,
+    pub hits: u32,
+    pub misses: u32,
+    pub confirmed: bool,
+    /// Time of the last update or prediction, ns.
+    stamp_ns: i64,
+}
+
+impl Track {
+    pub fn range_m(&self) -> f64 {
+        self.state[0]
+    }
+
+    pub fn range_rate_mps(&self) -> f64 {
+        self.state[1]
+    }
+
+    pub fn range_accel_mps2(&self) -> f64 {
+        self.state[2]
+    }
+}
+
+pub struct Tracker {
+    config: TrackerConfig,
+    tracks: Vec<Track>,
+    next_id: u32,
+    /// Scratch for association, kept to avoid allocating per frame.
+    assigned: Vec<bool>,
+}
+
+fn transition(dt: f64) -> Matrix3<f64> {
+    Matrix3::new(1.0, dt, 0.5 * dt * dt, 0.0, 1.0, dt, 0.0, 0.0, 1.0)
+}
+
+/// Discrete white-noise jerk process noise.
+fn process_noise(dt: f64, jerk: f64) -> Matrix3<f64> {
+    let (dt2, dt3, dt4, dt5) = (dt * dt, dt.powi(3), dt.powi(4), dt.powi(5));
+    Matrix3::new(dt5 / 20.0, dt4 / 8.0, dt3 / 6.0, dt4 / 8.0, dt3 / 3.0, dt2 / 2.0, dt3 / 6.0, dt2 / 2.0, dt)
+        * (jerk * jerk)
+}
+
+const MEASURE: Matrix1x3<f64> = Matrix1x3::new(1.0, 0.0, 0.0);
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        Self { config, tracks: Vec::new(), next_id: 1, assigned: Vec::new() }
+    }
+
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    pub fn confirmed(&self) -> impl Iterator<Item = &Track> {
+        self.tracks.iter().filter(|t| t.confirmed)
+    }
+
+    fn predict(&self, track: &mut Track, now_ns: i64) {
+        let dt = ((now_ns - track.stamp_ns) as f64 / 1e9).max(0.0);
+        if dt > 0.0 {
+            let f = transition(dt);
+            track.state = f * track.state;
+            track.covariance = f * track.covariance * f.transpose() + process_noise(dt, self.config.jerk_noise);
+            track.stamp_ns = now_ns;
+        }
+    }
+
+    fn measurement_noise(&self, range_m: f64) -> f64 {
+        let sigma = (self.config.range_noise_fraction * range_m).max(0.1);
+        sigma * sigma
+    }
+
+    /// Normalized innovation squared of `measurement` against a predicted track.
+    fn nis(&self, track: &Track, measurement: &Measurement) -> f64 {
+        let innovation = measurement.range_m - track.state[0];
+        let s = (MEASURE * track.covariance * MEASURE.transpose())[0] + self.measurement_noise(measurement.range_m);
+        innovation * innovation / s
+    }
+
+    /// One frame: predicts every track to `now_ns`, associates `measurements`, updates,
+    /// creates tentative tracks for the unmatched, and deletes stale ones.
+    pub fn update(&mut self, now_ns: i64, measurements: &[Measurement]) {
+        let mut tracks = std::mem::take(&mut self.tracks);
+        for track in &mut tracks {
+            self.predict(track, now_ns);
+        }
+        self.assigned.clear();
+        self.assigned.resize(measurements.len(), false);
+        // Greedy nearest neighbour: each track, best first, takes the closest free measurement.
+        for track in &mut tracks {
+            let mut best: Option<(usize, f64)> = None;
+            for (index, measurement) in measurements.iter().enumerate() {
+                if self.assigned[index]
+                    || measurement.class_id != track.class_id
+                    || (measurement.lateral_m - track.lateral_m).abs() > self.config.gate_lateral_m
+                {
+                    continue;
+                }
+                let nis = self.nis(track, measurement);
+                if nis <= self.config.gate_nis && best.is_none_or(|(_, b)| nis < b) {
+                    best = Some((index, nis));
+                }
+            }
+            match best {
+                Some((index, _)) => {
+                    self.assigned[index] = true;
+                    self.correct(track, &measurements[index]);
+                }
+                None => track.misses += 1,
+            }
+        }
+        let max_misses = self.config.max_misses;
+        // Tentative tracks die at their first miss; confirmed ones after `max_misses`.
+        tracks.retain(|t| if t.confirmed { t.misses < max_misses } else { t.misses == 0 });
+        for (index, measurement) in measurements.iter().enumerate() {
+            if !self.assigned[index] {
+                tracks.push(self.spawn(now_ns, measurement));
+            }
+        }
+        self.tracks = tracks;
+    }
+
+    fn correct(&self, track: &mut Track, measurement: &Measurement) {
+        let r = Matrix1::new(self.measurement_noise(measurement.range_m));
+        let s = MEASURE * track.covariance * MEASURE.transpose() + r;
+        let gain = track.covariance * MEASURE.transpose() / s[0];
+        let innovation = measurement.range_m - track.state[0];
+        track.state += gain * innovation;
+        track.covariance = (Matrix3::identity() - gain * MEASURE) * track.covariance;
+        // Lateral position: smoothed, not filtered (it only decides "in path").
+        track.lateral_m = 0.6 * measurement.lateral_m + 0.4 * track.lateral_m;
+        track.hits += 1;
+        track.misses = 0;
+        track.confirmed |= track.hits >= self.config.confirm_hits;
+    }
+
+    fn spawn(&mut self, now_ns: i64, measurement: &Measurement) -> Track {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let range_variance = self.measurement_noise(measurement.range_m);
+        Track {
+            id,
+            class_id: measurement.class_id.clone(),
+            state: Vector3::new(measurement.range_m, 0.0, 0.0),
+            // Unknown speed: up to ~30 m/s closing (1 sigma 15), acceleration up to ~10 m/s^2.
+            covariance: Matrix3::from_diagonal(&Vector3::new(range_variance, 15.0 * 15.0, 5.0 * 5.0)),
+            lateral_m: measurement.lateral_m,
+            hits: 1,
+            misses: 0,
+            confirmed: self.config.confirm_hits <= 1,
+            stamp_ns: now_ns,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME_NS: i64 = 100_000_000; // 10 Hz
+
+    fn car(range_m: f64) -> Measurement {
+        Measurement { class_id: "car".into(), range_m, lateral_m: 0.1 }
+    }
+
+    #[test]
+    fn a_single_frame_detection_never_confirms() {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        tracker.update(0, &[car(20.0)]);
+        for frame in 1..10 {
+            tracker.update(frame * FRAME_NS, &[]);
+            assert_eq!(tracker.confirmed().count(), 0);
+        }
+        assert!(tracker.tracks().is_empty(), "the ghost is deleted");
+    }
+
+    #[test]
+    fn identity_survives_a_missed_frame_and_speed_converges() {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let closing = 10.0; // m/s
+        let mut id = None;
+        for frame in 0..30i64 {
+            let range = 50.0 - closing * frame as f64 * 0.1;
+            let measurements = if frame == 12 { vec![] } else { vec![car(range)] };
+            tracker.update(frame * FRAME_NS, &measurements);
+            if frame >= 3 {
+                let track = tracker.confirmed().next().expect("confirmed after 3 hits");
+                assert_eq!(*id.get_or_insert(track.id), track.id, "same track at frame {frame}");
+            }
+        }
+        let track = tracker.confirmed().next().unwrap();
+        assert!((track.range_rate_mps() + closing).abs() < 0.5, "range rate {}", track.range_rate_mps());
+        assert!((track.range_m() - (50.0 - closing * 2.9)).abs() < 0.5);
+    }
+
+    #[test]
+    fn two_objects_keep_their_own_tracks() {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        for frame in 0..10i64 {
+            let t = frame as f64 * 0.1;
+            let near = Measurement { class_id: "car".into(), range_m: 20.0 - 5.0 * t, lateral_m: 0.0 };
+            let far = Measurement { class_id: "car".into(), range_m: 40.0, lateral_m: 3.5 };
+            let person = Measurement { class_id: "person".into(), range_m: 20.5 - 5.0 * t, lateral_m: 0.2 };
+            tracker.update(frame * FRAME_NS, &[far, person, near]);
+        }
+        assert_eq!(tracker.confirmed().count(), 3);
+        let near = tracker.confirmed().find(|t| t.class_id == "car" && t.lateral_m.abs() < 1.0).unwrap();
+        assert!((near.range_rate_mps() + 5.0).abs() < 0.5, "{}", near.range_rate_mps());
+    }
+}
