@@ -65,6 +65,7 @@ pub mod logging;
 pub mod node;
 pub mod params;
 pub mod queue;
+pub mod reflex;
 pub mod shutdown;
 pub mod spec;
 pub mod timer;

@@ -107,7 +107,9 @@ impl TransportConfig {
             ("listen/exit_on_failure", "false".into()),
             ("listen/retry", retry.into()),
             ("connect/endpoints", serde_json::to_string(connect).expect("strings serialize")),
-            ("connect/timeout_ms", "0".into()),
+            // Keep trying in the background: two nodes that start together may find the
+            // rendezvous port not yet bound, and a one-shot attempt would leave them apart.
+            ("connect/timeout_ms", "-1".into()),
             ("connect/exit_on_failure", "false".into()),
             ("connect/retry", retry.into()),
             ("transport/shared_memory/enabled", self.shared_memory.to_string()),
