@@ -20,6 +20,8 @@ pub const COMMAND_TOPICS: [&str; 2] = [topics::ACTUATOR_COMMAND, topics::SAFE_ST
 /// What `reflex launch` starts: one process per unit.
 #[derive(Debug)]
 pub struct Plan {
+    /// The launch's transport; the launcher holds its rendezvous.
+    pub transport: TransportConfig,
     pub units: Vec<Unit>,
 }
 
@@ -137,7 +139,7 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
             required: node.required,
         });
     }
-    Ok(Plan { units })
+    Ok(Plan { transport, units })
 }
 
 /// Kind, parameters, ports and inputs of one node; returns its kind when it has a known one.

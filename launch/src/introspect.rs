@@ -12,6 +12,7 @@ use zenoh::Wait;
 
 /// A zenoh session for tools: same transport as the nodes, given time to meet the peers.
 pub fn open(transport: &TransportConfig, settle: Duration) -> Result<zenoh::Session> {
+    // `to_zenoh`, not `open`: a tool connects and never takes the rendezvous port.
     let config = transport.to_zenoh().context("transport settings")?;
     let session = zenoh::open(config).wait().map_err(|e| anyhow::anyhow!("cannot open a zenoh session: {e}"))?;
     // Gossip introduces the peers within milliseconds; wait until their number stops growing.

@@ -70,6 +70,9 @@ pub struct ZenohSection {
     pub shared_memory: Option<bool>,
     /// Key-expression prefix of every topic (default `reflex`).
     pub prefix: Option<String>,
+    /// Loopback rendezvous port when `listen` and `connect` are empty (default 7450, or
+    /// REFLEX_ZENOH_PORT).
+    pub rendezvous_port: Option<u16>,
 }
 
 impl ZenohSection {
@@ -90,6 +93,7 @@ impl ZenohSection {
         if let Some(prefix) = &self.prefix {
             transport.prefix = prefix.clone();
         }
+        transport.rendezvous_port = self.rendezvous_port;
         transport
     }
 }

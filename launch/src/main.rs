@@ -41,11 +41,8 @@ struct Target {
 
 impl Target {
     fn transport(&self) -> TransportConfig {
-        // Tools only connect: they must not take the rendezvous port from the system they watch.
-        let mut transport = TransportConfig { prefix: self.prefix.clone(), ..TransportConfig::default() };
-        transport.listen = vec!["tcp/127.0.0.1:0".into()];
-        transport.connect = self.connect.clone();
-        transport
+        // Tools only connect (see introspect::open): they never take the rendezvous port.
+        TransportConfig { prefix: self.prefix.clone(), connect: self.connect.clone(), ..TransportConfig::default() }
     }
 }
 

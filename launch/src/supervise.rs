@@ -31,6 +31,8 @@ struct Running {
 /// required unit ended well.
 pub fn launch(plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bool> {
     let exe = std::env::current_exe().context("cannot find the reflex executable to start nodes with")?;
+    // Hold the rendezvous for the whole launch, so nodes can come and go (and restart).
+    let _rendezvous = plan.transport.open().context("cannot open the launcher's zenoh session")?;
     let colors = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut units: Vec<Running> = plan
         .units

@@ -149,6 +149,13 @@ fn sigint_stops_every_node_within_two_seconds() {
     let took = wait_gone(&children, Duration::from_secs(2));
     let status = launch.wait_exit(Duration::from_secs(3));
     assert!(status.success(), "a requested stop is not a failure: {status:?}");
+    let output: Vec<String> = launch.lines.try_iter().collect();
+    assert!(output.iter().any(|l| l.contains("camera stopped")), "the camera stopped itself:\n{}", output.join("\n"));
+    assert!(
+        !output.iter().any(|l| l.contains("did not stop")),
+        "nodes stop by themselves, unkilled:\n{}",
+        output.join("\n")
+    );
     eprintln!("children gone {took:?} after SIGINT");
 }
 

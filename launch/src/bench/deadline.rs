@@ -102,6 +102,13 @@ pub fn run(args: DeadlineArgs) -> Result<()> {
         observer.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(64))?;
     let session = observer.session().clone();
     let control = session.declare_publisher(control_key(&prefix)).wait().map_err(anyhow::Error::msg)?;
+    let matched = Instant::now();
+    while !control.matching_status().wait().map(|s| s.matching()).unwrap_or(false) {
+        if matched.elapsed() > Duration::from_secs(20) {
+            bail!("the heartbeat process never subscribed to its control key");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 
     // Baseline: a sweep monitor on the same heartbeat, in the observer process.
     let last_heartbeat = Arc::new(AtomicI64::new(0));
@@ -140,9 +147,13 @@ pub fn run(args: DeadlineArgs) -> Result<()> {
     let mut expiry_to_event = LatencyHistogram::new();
     let started = Instant::now();
     for trial in 0..args.trials {
+        let before = last_heartbeat.load(Ordering::Acquire);
         control.put([RUN]).wait().map_err(anyhow::Error::msg)?;
         // Run until the stream is steady and any recovery event has gone by.
         std::thread::sleep(Duration::from_millis(300));
+        if last_heartbeat.load(Ordering::Acquire) == before {
+            bail!("trial {trial}: the heartbeat did not start");
+        }
         while events.recv().is_some() {}
         control.put([PAUSE]).wait().map_err(anyhow::Error::msg)?;
         let wait_from = Instant::now();

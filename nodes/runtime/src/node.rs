@@ -142,7 +142,7 @@ impl Node {
             return Err(NodeError::BadName(name));
         }
         let _span = tracing::info_span!("node_start", node = %name).entered();
-        let config = transport.to_zenoh()?;
+        transport.validate()?;
         let shm = if transport.shared_memory {
             // Segments of killed processes stay in /dev/shm; reclaim them before adding ours.
             zenoh::shm::cleanup_orphaned_shm_segments();
@@ -156,7 +156,7 @@ impl Node {
         } else {
             None
         };
-        let session = zenoh::open(config).wait().map_err(|e| NodeError::Open(e.to_string()))?;
+        let session = transport.open()?;
         let prefix = transport.prefix.clone();
         let token_key = keys::liveliness_token(&prefix, &name, &hostname(), std::process::id());
         let liveliness = session

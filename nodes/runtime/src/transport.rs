@@ -1,13 +1,21 @@
 //! How a node reaches the others: zenoh mode, endpoints and shared memory, turned into a
 //! `zenoh::Config` in one place.
 //!
-//! The default needs no router and no multicast: every process listens on an ephemeral
-//! loopback port and also tries to hold a well-known *rendezvous* port
-//! (`tcp/127.0.0.1:7450`), and connects to that port. Whoever holds the rendezvous port
-//! introduces the others (zenoh gossip), after which they talk peer to peer; if that process
-//! dies, another one takes the port over within a second.
+//! The default needs no router and no multicast: a process first tries to *be* the
+//! rendezvous, listening on the well-known loopback port (`tcp/127.0.0.1:7450`, or
+//! `rendezvous_port`, or `REFLEX_ZENOH_PORT`) plus an ephemeral one. If the port is taken, it
+//! reopens its session listening on an ephemeral port only and connecting to the rendezvous
+//! (retrying in the background). The holder introduces the others (zenoh gossip), after which
+//! they talk peer to peer. `reflex launch` holds the port for the whole launch, so nodes can
+//! crash and restart freely; without a launcher the first node holds it, and once it exits,
+//! nodes already connected stay connected but newcomers need a new holder.
+//!
+//! Why not simpler: listening and connecting to the same port makes a node connect to itself
+//! (refused by zenoh, logged as an error at every retry), and a busy listener retried in the
+//! background makes closing the session wait 10 s.
 
 use serde::{Deserialize, Serialize};
+use zenoh::Wait;
 
 /// Port of the loopback rendezvous listener, unless `REFLEX_ZENOH_PORT` says otherwise.
 pub const DEFAULT_RENDEZVOUS_PORT: u16 = 7450;
@@ -42,6 +50,9 @@ pub struct TransportConfig {
     pub shm_threshold_bytes: usize,
     /// Key-expression prefix of every topic, so several systems can share one network.
     pub prefix: String,
+    /// Loopback rendezvous port when `listen` and `connect` are empty (default: the
+    /// `REFLEX_ZENOH_PORT` environment variable, else 7450).
+    pub rendezvous_port: Option<u16>,
 }
 
 impl Default for TransportConfig {
@@ -54,6 +65,7 @@ impl Default for TransportConfig {
             shm_pool_bytes: 32 * 1024 * 1024,
             shm_threshold_bytes: 16 * 1024,
             prefix: "reflex".into(),
+            rendezvous_port: None,
         }
     }
 }
@@ -66,18 +78,26 @@ pub enum TransportConfigError {
     PoolTooSmall(usize),
     #[error("topic prefix {0:?} is not a valid key expression: {1}")]
     BadPrefix(String, String),
+    #[error("cannot open the zenoh session: {0}")]
+    Open(String),
 }
 
 impl TransportConfig {
     /// A config whose rendezvous is `port` on loopback: processes given the same port find
     /// each other, others do not (tests use this to stay apart).
     pub fn loopback(port: u16) -> Self {
-        let endpoint = format!("tcp/127.0.0.1:{port}");
-        Self { listen: vec![endpoint.clone(), "tcp/127.0.0.1:0".into()], connect: vec![endpoint], ..Self::default() }
+        Self { rendezvous_port: Some(port), ..Self::default() }
     }
 
-    fn rendezvous_port() -> u16 {
-        std::env::var("REFLEX_ZENOH_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(DEFAULT_RENDEZVOUS_PORT)
+    fn rendezvous_endpoint(&self) -> String {
+        let port = self.rendezvous_port.unwrap_or_else(|| {
+            std::env::var("REFLEX_ZENOH_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(DEFAULT_RENDEZVOUS_PORT)
+        });
+        format!("tcp/127.0.0.1:{port}")
+    }
+
+    fn uses_rendezvous(&self) -> bool {
+        self.listen.is_empty() && self.connect.is_empty() && self.mode == Mode::Peer
     }
 
     pub fn validate(&self) -> Result<(), TransportConfigError> {
@@ -89,26 +109,27 @@ impl TransportConfig {
         Ok(())
     }
 
-    /// The zenoh configuration these settings stand for.
+    /// The zenoh configuration for a session that connects to the rendezvous (or to the
+    /// configured endpoints) and listens on an ephemeral loopback port (or the configured ones).
     pub fn to_zenoh(&self) -> Result<zenoh::Config, TransportConfigError> {
+        let listen = if self.listen.is_empty() { vec!["tcp/127.0.0.1:0".to_string()] } else { self.listen.clone() };
+        let connect = if self.connect.is_empty() { vec![self.rendezvous_endpoint()] } else { self.connect.clone() };
+        self.zenoh_config(&listen, &connect)
+    }
+
+    fn zenoh_config(&self, listen: &[String], connect: &[String]) -> Result<zenoh::Config, TransportConfigError> {
         self.validate()?;
-        let defaults = Self::loopback(Self::rendezvous_port());
-        let listen = if self.listen.is_empty() && self.mode != Mode::Client { &defaults.listen } else { &self.listen };
-        let connect = if self.connect.is_empty() { &defaults.connect } else { &self.connect };
         let mode = serde_json::to_string(&self.mode).expect("enum serializes");
         let retry = "{period_init_ms: 100, period_max_ms: 1000, period_increase_factor: 2}";
         let settings = [
             ("mode", mode),
             ("scouting/multicast/enabled", "false".into()),
             ("listen/endpoints", serde_json::to_string(listen).expect("strings serialize")),
-            // A listener that cannot bind yet (the rendezvous port is taken) retries in the
-            // background instead of failing the node.
-            ("listen/timeout_ms", "-1".into()),
+            // One try per listener (see the module docs).
+            ("listen/timeout_ms", "0".into()),
             ("listen/exit_on_failure", "false".into()),
-            ("listen/retry", retry.into()),
             ("connect/endpoints", serde_json::to_string(connect).expect("strings serialize")),
-            // Keep trying in the background: two nodes that start together may find the
-            // rendezvous port not yet bound, and a one-shot attempt would leave them apart.
+            // Keep trying in the background: the peer may not be listening yet.
             ("connect/timeout_ms", "-1".into()),
             ("connect/exit_on_failure", "false".into()),
             ("connect/retry", retry.into()),
@@ -126,5 +147,23 @@ impl TransportConfig {
             })?;
         }
         Ok(config)
+    }
+
+    /// Opens a zenoh session with these settings; with the default endpoints, becomes the
+    /// rendezvous if the port is free and connects to it otherwise.
+    pub fn open(&self) -> Result<zenoh::Session, TransportConfigError> {
+        let open =
+            |config: zenoh::Config| zenoh::open(config).wait().map_err(|e| TransportConfigError::Open(e.to_string()));
+        if !self.uses_rendezvous() {
+            return open(self.to_zenoh()?);
+        }
+        let rendezvous = self.rendezvous_endpoint();
+        let session = open(self.zenoh_config(&[rendezvous.clone(), "tcp/127.0.0.1:0".into()], &[])?)?;
+        let holds_rendezvous = session.info().locators().wait().iter().any(|locator| locator.to_string() == rendezvous);
+        if holds_rendezvous {
+            return Ok(session);
+        }
+        drop(session);
+        open(self.to_zenoh()?)
     }
 }
