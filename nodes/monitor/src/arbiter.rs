@@ -1,0 +1,222 @@
+//! The command arbiter: one actuator command from several requests.
+//!
+//! Inputs, each remembered with the time it arrived: the AEB's request, the supervisor's
+//! safe-stop state, and the driver's or planner's command (all `BrakeRequest`-like). An input
+//! older than its `max_age` counts as missing. Rules, in order:
+//! 1. a safe-stop demand (fresh and engaged) wins: full braking at `safe_stop_decel_mps2`, or
+//!    more if another input asks for more;
+//! 2. a missing supervisor (never heard, or stale) is treated as a safe-stop demand once the
+//!    start-up grace has passed: nobody is watching, so the vehicle stops;
+//! 3. otherwise the strongest fresh request wins (highest deceleration, then highest level).
+
+use reflex_msgs::reflex_msgs::BrakeRequest;
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArbiterConfig {
+    /// An AEB request older than this is ignored, s.
+    pub aeb_max_age_s: f64,
+    /// A driver or planner command older than this is ignored, s.
+    pub driver_max_age_s: f64,
+    /// The supervisor publishes at least at 1 Hz; silence longer than this means it is gone, s.
+    pub supervisor_max_age_s: f64,
+    /// How long after start a missing supervisor is tolerated, s.
+    pub startup_grace_s: f64,
+    /// Deceleration of a safe stop, m/s².
+    pub safe_stop_decel_mps2: f64,
+}
+
+impl Default for ArbiterConfig {
+    fn default() -> Self {
+        Self {
+            aeb_max_age_s: 0.3,
+            driver_max_age_s: 0.3,
+            supervisor_max_age_s: 1.5,
+            startup_grace_s: 3.0,
+            safe_stop_decel_mps2: 6.0,
+        }
+    }
+}
+
+/// The supervisor's last word.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SafeStopState {
+    pub engaged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Timed<T> {
+    value: T,
+    received_ns: i64,
+}
+
+pub struct Arbiter {
+    config: ArbiterConfig,
+    started_ns: i64,
+    aeb: Option<Timed<BrakeRequest>>,
+    driver: Option<Timed<BrakeRequest>>,
+    supervisor: Option<Timed<SafeStopState>>,
+}
+
+/// Which input decided the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Winner {
+    None,
+    Aeb,
+    Driver,
+    SafeStop,
+    SupervisorMissing,
+}
+
+impl Arbiter {
+    pub fn new(config: ArbiterConfig, now_ns: i64) -> Self {
+        Self { config, started_ns: now_ns, aeb: None, driver: None, supervisor: None }
+    }
+
+    pub fn set_aeb(&mut self, now_ns: i64, request: &BrakeRequest) {
+        Self::store(&mut self.aeb, now_ns, request);
+    }
+
+    pub fn set_driver(&mut self, now_ns: i64, request: &BrakeRequest) {
+        Self::store(&mut self.driver, now_ns, request);
+    }
+
+    pub fn set_supervisor(&mut self, now_ns: i64, state: SafeStopState) {
+        self.supervisor = Some(Timed { value: state, received_ns: now_ns });
+    }
+
+    /// Keeps the slot's allocation: the command path runs at the camera rate.
+    fn store(slot: &mut Option<Timed<BrakeRequest>>, now_ns: i64, request: &BrakeRequest) {
+        match slot {
+            Some(timed) => {
+                timed.value.clone_from(request);
+                timed.received_ns = now_ns;
+            }
+            None => *slot = Some(Timed { value: request.clone(), received_ns: now_ns }),
+        }
+    }
+
+    fn fresh<T>(slot: &Option<Timed<T>>, now_ns: i64, max_age_s: f64) -> Option<&T> {
+        slot.as_ref().filter(|t| (now_ns - t.received_ns) as f64 / 1e9 <= max_age_s).map(|t| &t.value)
+    }
+
+    /// The command at `now_ns`, written into `command` (header and source left to the caller).
+    pub fn decide(&self, now_ns: i64, command: &mut BrakeRequest) -> Winner {
+        let c = &self.config;
+        let aeb = Self::fresh(&self.aeb, now_ns, c.aeb_max_age_s);
+        let driver = Self::fresh(&self.driver, now_ns, c.driver_max_age_s);
+        let strongest = [(aeb, Winner::Aeb), (driver, Winner::Driver)]
+            .into_iter()
+            .filter_map(|(request, winner)| request.map(|r| (r, winner)))
+            .max_by(|a, b| a.0.deceleration_mps2.total_cmp(&b.0.deceleration_mps2).then(a.0.level.cmp(&b.0.level)));
+        let supervisor = Self::fresh(&self.supervisor, now_ns, c.supervisor_max_age_s);
+        let in_grace = (now_ns - self.started_ns) as f64 / 1e9 < c.startup_grace_s;
+        let stop = match supervisor {
+            Some(state) if state.engaged => Some(Winner::SafeStop),
+            None if !in_grace => Some(Winner::SupervisorMissing),
+            _ => None,
+        };
+        command.reason.clear();
+        if let Some(winner) = stop {
+            command.level = BrakeRequest::LEVEL_FULL;
+            let stronger = strongest.map_or(0.0, |(r, _)| r.deceleration_mps2);
+            command.deceleration_mps2 = c.safe_stop_decel_mps2.max(stronger);
+            command.time_to_collision_s = strongest.map_or(f64::INFINITY, |(r, _)| r.time_to_collision_s);
+            command.reason.push_str(if winner == Winner::SafeStop { "safe stop" } else { "supervisor missing" });
+            return winner;
+        }
+        match strongest {
+            Some((request, winner)) => {
+                command.level = request.level;
+                command.deceleration_mps2 = request.deceleration_mps2;
+                command.time_to_collision_s = request.time_to_collision_s;
+                command.reason.push_str(&request.reason);
+                winner
+            }
+            None => {
+                command.level = BrakeRequest::LEVEL_NONE;
+                command.deceleration_mps2 = 0.0;
+                command.time_to_collision_s = f64::INFINITY;
+                Winner::None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = 1_000_000;
+
+    fn request(level: u8, decel: f64) -> BrakeRequest {
+        BrakeRequest { level, deceleration_mps2: decel, reason: format!("level {level}"), ..Default::default() }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Input {
+        Missing,
+        Fresh,
+        Stale,
+    }
+
+    /// Every combination of AEB (full, 8 m/s²), driver (partial, 3 m/s²) and supervisor
+    /// (engaged or not), each missing, fresh or stale.
+    #[test]
+    fn arbiter_matrix() {
+        use Input::*;
+        let now = 10_000 * MS; // well past the start-up grace
+        for aeb in [Missing, Fresh, Stale] {
+            for driver in [Missing, Fresh, Stale] {
+                for (supervisor, engaged) in
+                    [(Missing, false), (Fresh, false), (Fresh, true), (Stale, true), (Stale, false)]
+                {
+                    let mut arbiter = Arbiter::new(ArbiterConfig::default(), 0);
+                    let at = |input: Input, max_age_ms: i64| match input {
+                        Missing => None,
+                        Fresh => Some(now - 10 * MS),
+                        Stale => Some(now - (max_age_ms + 10) * MS),
+                    };
+                    if let Some(t) = at(aeb, 300) {
+                        arbiter.set_aeb(t, &request(BrakeRequest::LEVEL_FULL, 8.0));
+                    }
+                    if let Some(t) = at(driver, 300) {
+                        arbiter.set_driver(t, &request(BrakeRequest::LEVEL_PARTIAL, 3.0));
+                    }
+                    if let Some(t) = at(supervisor, 1500) {
+                        arbiter.set_supervisor(t, SafeStopState { engaged });
+                    }
+                    let mut command = BrakeRequest::default();
+                    let winner = arbiter.decide(now, &mut command);
+                    let case = format!("aeb {aeb:?}, driver {driver:?}, supervisor {supervisor:?} engaged {engaged}");
+                    let supervisor_ok = matches!(supervisor, Fresh);
+                    let expected = if supervisor_ok && engaged {
+                        (Winner::SafeStop, BrakeRequest::LEVEL_FULL, if matches!(aeb, Fresh) { 8.0 } else { 6.0 })
+                    } else if !supervisor_ok {
+                        (
+                            Winner::SupervisorMissing,
+                            BrakeRequest::LEVEL_FULL,
+                            if matches!(aeb, Fresh) { 8.0 } else { 6.0 },
+                        )
+                    } else if matches!(aeb, Fresh) {
+                        (Winner::Aeb, BrakeRequest::LEVEL_FULL, 8.0)
+                    } else if matches!(driver, Fresh) {
+                        (Winner::Driver, BrakeRequest::LEVEL_PARTIAL, 3.0)
+                    } else {
+                        (Winner::None, BrakeRequest::LEVEL_NONE, 0.0)
+                    };
+                    assert_eq!((winner, command.level, command.deceleration_mps2), expected, "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_supervisor_is_tolerated_only_during_start_up() {
+        let arbiter = Arbiter::new(ArbiterConfig::default(), 0);
+        let mut command = BrakeRequest::default();
+        assert_eq!(arbiter.decide(1_000 * MS, &mut command), Winner::None);
+        assert_eq!(arbiter.decide(3_000 * MS, &mut command), Winner::SupervisorMissing);
+        assert_eq!(command.reason, "supervisor missing");
+    }
+}
