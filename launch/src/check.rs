@@ -48,6 +48,8 @@ pub enum Program {
 
 /// One publisher or subscriber of the plan, for the topic checks.
 struct Endpoint<'a> {
+    /// An input that needs no publisher.
+    optional: bool,
     node: &'a str,
     port: String,
     topic: String,
@@ -200,6 +202,7 @@ fn check_node<'a>(
         for (topics, direction) in [(&node.publishes, Direction::Output), (&node.subscribes, Direction::Input)] {
             for topic in topics {
                 endpoints.push(Endpoint {
+                    optional: false,
                     node: name,
                     port: topic.clone(),
                     topic: resolve_topic(&node.namespace, topic),
@@ -271,6 +274,7 @@ fn check_node<'a>(
             .or_else(|| node.remap.get(port.name).map(|r| r.referenced))
             .unwrap_or(at_name);
         endpoints.push(Endpoint {
+            optional: port.optional,
             node: name,
             port: port.name.to_string(),
             topic: spec.topic(port),
@@ -317,7 +321,7 @@ fn check_topics(endpoints: &[Endpoint], diagnostics: &mut Diagnostics) {
     }
     for input in endpoints.iter().filter(|e| e.direction == Direction::Input) {
         let sources: Vec<&Endpoint> = publishers(endpoints, &input.topic).collect();
-        if sources.is_empty() {
+        if sources.is_empty() && !input.optional {
             let same_type: BTreeSet<&str> = endpoints
                 .iter()
                 .filter(|e| {

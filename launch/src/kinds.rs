@@ -8,7 +8,13 @@ use serde::Deserialize;
 use std::time::{Duration, Instant};
 
 /// Every kind `reflex node KIND` can run.
-pub const KINDS: &[&NodeKind] = &[&reflex_camera::TEST_PATTERN_KIND, &FRAME_STATS_KIND];
+pub const KINDS: &[&NodeKind] = &[
+    &reflex_camera::TEST_PATTERN_KIND,
+    &FRAME_STATS_KIND,
+    &reflex_aeb::node::AEB_KIND,
+    &reflex_monitor::node::MONITOR_KIND,
+    &reflex_monitor::node::ARBITER_KIND,
+];
 
 pub fn find(name: &str) -> Option<&'static NodeKind> {
     KINDS.iter().copied().find(|k| k.name == name)
@@ -34,9 +40,15 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-pub const STATS_IMAGE: Port =
-    Port { name: "image", topic: "camera/image", type_name: "sensor_msgs/msg/Image", direction: Direction::Input };
+pub const STATS_IMAGE: Port = Port {
+    optional: false,
+    name: "image",
+    topic: "camera/image",
+    type_name: "sensor_msgs/msg/Image",
+    direction: Direction::Input,
+};
 pub const STATS_DIAGNOSTICS: Port = Port {
+    optional: false,
     name: "diagnostics",
     topic: "/diagnostics",
     type_name: "diagnostic_msgs/msg/DiagnosticArray",

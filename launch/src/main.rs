@@ -275,7 +275,8 @@ fn print_kinds(kind: Option<&str>) -> Result<()> {
             reflex_runtime::Direction::Input => "in ",
             reflex_runtime::Direction::Output => "out",
         };
-        println!("  {direction} {:12} {:28} {}", port.name, port.topic, port.type_name);
+        let optional = if port.optional { " (optional)" } else { "" };
+        println!("  {direction} {:12} {:28} {}{optional}", port.name, port.topic, port.type_name);
     }
     println!("parameters:");
     for (name, default, meaning) in kind.parameters {

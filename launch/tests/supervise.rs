@@ -250,3 +250,64 @@ fn introspection_tools_work_against_the_demo() {
     let bw = launch.tool(&["topic", "bw", "/camera/image", "--duration", "2.5"], "tools");
     assert!(bw.contains("mean 900.1 KiB"), "{bw}");
 }
+
+#[test]
+fn a_killed_node_leads_to_safe_stop_at_the_arbiter() {
+    use reflex_msgs::reflex_msgs::{BrakeRequest, SafeStop};
+    use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
+    let file = write_launch(
+        "chain.yaml",
+        "zenoh: {prefix: killed}\nnodes:\n  - name: camera\n    kind: test-pattern\n    params: {fps: 20}\n    required: false\n  - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [camera]\n      watch: [{topic: /camera/image, deadline_ms: 200}]\n      startup_grace_s: 2\n  - name: arbiter\n    kind: arbiter\n",
+    );
+    let port = 17716;
+    let launch = Launch::start(&file, port, &[]);
+    launch.wait_for("camera publishing", Duration::from_secs(20));
+    let observer = Node::new(
+        NodeOptions::new("observer")
+            .transport(TransportConfig { prefix: "killed".into(), ..TransportConfig::loopback(port) }),
+    )
+    .unwrap();
+    let mut commands =
+        observer.subscriber::<BrakeRequest>("/vehicle/brake_command", InputOptions::default().capacity(256)).unwrap();
+    let mut states =
+        observer.subscriber::<SafeStop>("/monitor/safe_stop", InputOptions::default().capacity(64)).unwrap();
+    // Nominal first: the arbiter commands no braking while the monitor is content.
+    let start = Instant::now();
+    let mut nominal = false;
+    while !nominal {
+        assert!(start.elapsed() < Duration::from_secs(20), "never nominal");
+        observer.wait_for_input(Duration::from_millis(20));
+        while let Some(command) = commands.recv() {
+            nominal = command.message.level == BrakeRequest::LEVEL_NONE;
+        }
+        while states.recv().is_some() {}
+    }
+    let list = launch.tool(&["node", "list"], "killed");
+    let camera_pid: i32 = list
+        .lines()
+        .find(|l| l.starts_with("camera"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: killing the camera process the launcher started.
+    unsafe { libc::kill(camera_pid, libc::SIGKILL) };
+    let killed = Instant::now();
+    let (mut stopped_at, mut reason) = (None, String::new());
+    while stopped_at.is_none() || reason.is_empty() {
+        assert!(killed.elapsed() < Duration::from_secs(5), "no safe stop within 5 s of killing the camera ({reason})");
+        observer.wait_for_input(Duration::from_millis(5));
+        while let Some(state) = states.recv() {
+            if state.message.engaged && reason.is_empty() {
+                reason = format!("{} {}", state.message.reason, state.message.source);
+            }
+        }
+        while let Some(command) = commands.recv() {
+            if command.message.level == BrakeRequest::LEVEL_FULL && command.message.reason == "safe stop" {
+                stopped_at.get_or_insert(killed.elapsed());
+            }
+        }
+    }
+    assert!(reason == "node gone node camera" || reason.starts_with("deadline missed"), "reason: {reason}");
+    eprintln!("kill -9 camera -> full braking at the arbiter after {:?} ({reason})", stopped_at.unwrap());
+}

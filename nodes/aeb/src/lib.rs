@@ -9,9 +9,11 @@
 //!   deceleration, and the staged response (forward-collision warning, partial braking, full
 //!   braking) with hysteresis and a release that cannot chatter.
 //!
-//! The AEB node (a reflex function) wires these to detections, vehicle state and brake
-//! requests; its thresholds are the documented parameters of [`threat::ThreatConfig`].
+//! The `aeb` node kind ([`node`]) wires these to detections, vehicle state and brake requests
+//! as a reflex function; its thresholds are the documented parameters of
+//! [`threat::ThreatConfig`].
 
+pub mod node;
 pub mod range;
 pub mod threat;
 pub mod tracker;

@@ -64,9 +64,15 @@ impl TestPatternConfig {
     }
 }
 
-pub const IMAGE: Port =
-    Port { name: "image", topic: "camera/image", type_name: "sensor_msgs/msg/Image", direction: Direction::Output };
+pub const IMAGE: Port = Port {
+    optional: false,
+    name: "image",
+    topic: "camera/image",
+    type_name: "sensor_msgs/msg/Image",
+    direction: Direction::Output,
+};
 pub const CAMERA_INFO: Port = Port {
+    optional: false,
     name: "camera_info",
     topic: "camera/camera_info",
     type_name: "sensor_msgs/msg/CameraInfo",

@@ -9,4 +9,5 @@
 //!   strongest braking wins, and a stale input counts as missing.
 
 pub mod arbiter;
+pub mod node;
 pub mod supervisor;

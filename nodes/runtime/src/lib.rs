@@ -74,9 +74,10 @@ pub mod transport;
 
 pub use clock::Clock;
 pub use logging::{init_tracing, LogFormat};
-pub use node::{Budget, InputOptions, Node, NodeError, NodeOptions, Publisher, Received, Subscriber};
+pub use node::{Budget, DeadlineWatch, InputOptions, Node, NodeError, NodeOptions, Publisher, Received, Subscriber};
 pub use params::{parse_params, ParamError};
 pub use queue::OverflowPolicy;
+pub use reflex::{Reflex, ReflexContext};
 pub use shutdown::Shutdown;
 pub use spec::{Direction, NodeKind, NodeSpec, Port, RunError};
 pub use timer::{Tick, Timer};

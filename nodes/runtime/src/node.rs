@@ -284,6 +284,29 @@ impl Node {
         })
     }
 
+    /// Watches `topic` for gaps longer than `deadline` without decoding anything (any type):
+    /// breaches and recoveries are reported like an input's. Kept while the handle lives.
+    pub fn watch_deadline(&self, topic: &str, deadline: Duration) -> Result<DeadlineWatch, NodeError> {
+        let key = self.key(topic);
+        let watch = Arc::new(InputWatch {
+            topic: topic.to_string(),
+            deadline_ns: deadline.as_nanos() as i64,
+            last_arrival_ns: AtomicI64::new(self.shared.clock.now_ns()),
+            missed: AtomicBool::new(false),
+        });
+        let (callback_watch, clock) = (watch.clone(), self.shared.clock.clone());
+        let subscriber = self
+            .shared
+            .session
+            .declare_subscriber(key.clone())
+            .callback(move |_sample: Sample| callback_watch.last_arrival_ns.store(clock.now_ns(), Ordering::Relaxed))
+            .wait()
+            .map_err(|e| NodeError::Declare { what: "deadline watch", key, reason: e.to_string() })?;
+        self.shared.watch.lock().unwrap_or_else(|p| p.into_inner()).inputs.push(watch.clone());
+        self.shared.wake_watchdog();
+        Ok(DeadlineWatch { _subscriber: subscriber, _watch: watch })
+    }
+
     /// Announces a publisher or subscriber for `reflex topic list` and `echo`.
     fn endpoint_token(
         &self,
@@ -715,6 +738,12 @@ fn decode_payload<T: Message>(payload: &ZBytes, place: &mut T) -> Result<(), Dec
     decode_into(&payload.to_bytes(), place)
 }
 
+/// A topic watched for deadline breaches (see [`Node::watch_deadline`]).
+pub struct DeadlineWatch {
+    _subscriber: zenoh::pubsub::Subscriber<()>,
+    _watch: Arc<InputWatch>,
+}
+
 struct InputWatch {
     topic: String,
     deadline_ns: i64,
@@ -787,7 +816,10 @@ fn watchdog(shared: &NodeShared) {
         let now = shared.clock.now_ns();
         let mut next_check = now + WATCHDOG_BACKSTOP.as_nanos() as i64;
         {
-            let watch = shared.watch.lock().unwrap_or_else(|p| p.into_inner());
+            let mut watch = shared.watch.lock().unwrap_or_else(|p| p.into_inner());
+            // Entries only the list still holds belong to dropped subscribers and budgets.
+            watch.inputs.retain(|input| Arc::strong_count(input) > 1);
+            watch.budgets.retain(|budget| Arc::strong_count(budget) > 1);
             for input in &watch.inputs {
                 let last = input.last_arrival_ns.load(Ordering::Relaxed);
                 let expiry = last.saturating_add(input.deadline_ns);

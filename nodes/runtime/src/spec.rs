@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 /// One input or output of a node kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Port {
+    /// An input that may have no publisher (the checks do not require one).
+    pub optional: bool,
     /// Name used in launch files (`remap:` and `inputs:` keys), e.g. `image`.
     pub name: &'static str,
     /// Default topic, relative (namespaced) unless it starts with `/`.
@@ -122,8 +124,13 @@ pub fn resolve_topic(namespace: &str, topic: &str) -> String {
 mod tests {
     use super::*;
 
-    const IMAGE: Port =
-        Port { name: "image", topic: "camera/image", type_name: "sensor_msgs/msg/Image", direction: Direction::Output };
+    const IMAGE: Port = Port {
+        optional: false,
+        name: "image",
+        topic: "camera/image",
+        type_name: "sensor_msgs/msg/Image",
+        direction: Direction::Output,
+    };
 
     #[test]
     fn topics_resolve_through_remap_and_namespace() {
