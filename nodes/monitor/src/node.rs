@@ -116,6 +116,11 @@ enum Liveliness {
 fn run_monitor(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let config: MonitorConfig = spec.params()?;
     let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
+    run_monitor_on(&node, &spec, &config, &shutdown)
+}
+
+/// The monitor's loop on an existing node, whatever its clock (tests use a simulation clock).
+pub fn run_monitor_on(node: &Node, spec: &NodeSpec, config: &MonitorConfig, shutdown: &Shutdown) -> Result<(), RunError> {
     let clock = node.clock().clone();
     let mut events = node.subscriber::<MonitorEvent>(&spec.topic(&EVENTS), InputOptions::default().capacity(256))?;
     let mut commands = node.subscriber::<BrakeRequest>(
