@@ -57,3 +57,12 @@ fn deadline_benchmark_sees_every_breach() {
         .collect();
     assert_eq!(counts, ["3", "3", "3", "3"], "{stdout}");
 }
+
+#[test]
+fn reaction_benchmark_brakes_for_every_fault() {
+    let (ok, stdout, stderr) = reflex(&["bench", "reaction", "--trials", "2"]);
+    assert!(ok, "benchmark failed:\n{stderr}");
+    let counts: Vec<&str> =
+        stdout.lines().filter(|l| l.starts_with("| camera")).map(|l| l.split('|').nth(3).unwrap().trim()).collect();
+    assert_eq!(counts, ["2", "2"], "{stdout}");
+}

@@ -2,6 +2,7 @@
 //! in the same run, between real processes, and prints a table (Markdown with `--markdown`).
 
 mod deadline;
+mod reaction;
 mod transport;
 
 use anyhow::{bail, Context, Result};
@@ -18,6 +19,8 @@ pub enum BenchCommand {
     Transport(transport::TransportArgs),
     /// Time from a missed input deadline to the breach event reaching another node.
     Deadline(deadline::DeadlineArgs),
+    /// Time from a fault (killed or frozen node) to full braking at the arbiter's output.
+    Reaction(reaction::ReactionArgs),
     /// (internal) The receiving process of `bench transport`.
     #[command(hide = true)]
     TransportSink(transport::SinkArgs),
@@ -30,6 +33,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Transport(args) => transport::run(args),
         BenchCommand::Deadline(args) => deadline::run(args),
+        BenchCommand::Reaction(args) => reaction::run(args),
         BenchCommand::TransportSink(args) => transport::sink(args),
         BenchCommand::DeadlinePeer(args) => deadline::peer(args),
     }

@@ -120,7 +120,12 @@ fn run_monitor(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
 }
 
 /// The monitor's loop on an existing node, whatever its clock (tests use a simulation clock).
-pub fn run_monitor_on(node: &Node, spec: &NodeSpec, config: &MonitorConfig, shutdown: &Shutdown) -> Result<(), RunError> {
+pub fn run_monitor_on(
+    node: &Node,
+    spec: &NodeSpec,
+    config: &MonitorConfig,
+    shutdown: &Shutdown,
+) -> Result<(), RunError> {
     let clock = node.clock().clone();
     let mut events = node.subscriber::<MonitorEvent>(&spec.topic(&EVENTS), InputOptions::default().capacity(256))?;
     let mut commands = node.subscriber::<BrakeRequest>(
@@ -137,6 +142,8 @@ pub fn run_monitor_on(node: &Node, spec: &NodeSpec, config: &MonitorConfig, shut
 
     let (liveliness_tx, liveliness) = mpsc::channel();
     let prefix = spec.transport.prefix.clone();
+    // Wake the loop at once: a vanished node is the most urgent news there is.
+    let monitor_thread = std::thread::current();
     let _liveliness = node
         .session()
         .liveliness()
@@ -148,6 +155,7 @@ pub fn run_monitor_on(node: &Node, spec: &NodeSpec, config: &MonitorConfig, shut
                     SampleKind::Put => Liveliness::Up(name),
                     SampleKind::Delete => Liveliness::Gone(name),
                 });
+                monitor_thread.unpark();
             }
         })
         .wait()

@@ -34,8 +34,8 @@ fn a_gap_past_the_deadline_gives_one_safe_stop_and_recovery_waits_for_the_stable
     assert!(heartbeat.wait_for_subscribers(Duration::from_secs(20)), "monitor never subscribed");
 
     let mut history: Vec<(i64, u8, String)> = Vec::new(); // (sim time, state, reason) at each change
-    // Advances sim time by `step_ms` `steps` times, publishing a heartbeat each step if `beat`,
-    // and giving the monitor a moment of wall time to react.
+                                                          // Advances sim time by `step_ms` `steps` times, publishing a heartbeat each step if `beat`,
+                                                          // and giving the monitor a moment of wall time to react.
     let mut run = |steps: usize, step_ms: i64, beat: bool, history: &mut Vec<(i64, u8, String)>| {
         for _ in 0..steps {
             clock.advance(Duration::from_nanos((step_ms * MS) as u64));
@@ -63,13 +63,21 @@ fn a_gap_past_the_deadline_gives_one_safe_stop_and_recovery_waits_for_the_stable
     assert_eq!(safe_stops.len(), 1, "exactly one safe stop: {history:?}");
     assert_eq!(safe_stops[0].2, "deadline missed /test/heartbeat");
     let detected_after = safe_stops[0].0 - stopped_at;
-    assert!((100 * MS..=130 * MS).contains(&detected_after), "safe stop {} ms of sim time after the last beat", detected_after / MS);
+    assert!(
+        (100 * MS..=130 * MS).contains(&detected_after),
+        "safe stop {} ms of sim time after the last beat",
+        detected_after / MS
+    );
 
     // Beats again: safe stop holds for the stable period (2 s of sim time), then degraded,
     // then after another 2 s nominal.
     let resumed_at = clock.now_ns();
     run(190, 10, true, &mut history); // 1.9 s
-    assert_eq!(history.last().unwrap().1, SafeStop::STATE_SAFE_STOP, "not released before the stable period: {history:?}");
+    assert_eq!(
+        history.last().unwrap().1,
+        SafeStop::STATE_SAFE_STOP,
+        "not released before the stable period: {history:?}"
+    );
     run(30, 10, true, &mut history); // to 2.2 s
     let degraded = history.iter().find(|h| h.1 == SafeStop::STATE_DEGRADED).expect("stepped down to degraded");
     assert!(degraded.0 - resumed_at >= 2_000 * MS, "degraded after {} ms", (degraded.0 - resumed_at) / MS);
