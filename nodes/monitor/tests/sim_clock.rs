@@ -54,7 +54,14 @@ fn a_gap_past_the_deadline_gives_one_safe_stop_and_recovery_waits_for_the_stable
             }
         }
     };
-    run(30, 10, true, &mut history); // 300 ms of heartbeats at 100 Hz
+    // The monitor states its state at least once per second (of sim time): wait for the first.
+    for _ in 0..300 {
+        if !history.is_empty() {
+            break;
+        }
+        run(1, 10, true, &mut history);
+    }
+    run(30, 10, true, &mut history); // 300 more ms of heartbeats at 100 Hz
     assert_eq!(history.iter().map(|h| h.1).collect::<Vec<_>>(), [SafeStop::STATE_NOMINAL], "nominal while beating");
 
     let stopped_at = clock.now_ns();
