@@ -257,7 +257,8 @@ impl Node {
                 let arrival_ns = clock.now_ns();
                 // Relaxed: the watchdog only compares times; no other data hangs off this store.
                 callback_watch.last_arrival_ns.store(arrival_ns, Ordering::Relaxed);
-                writer.push(Incoming { sample, arrival_ns });
+                let attachment = sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()));
+                writer.push(Incoming { sample, arrival_ns, attachment });
                 processing_thread.unpark();
             })
             .wait()
@@ -513,6 +514,8 @@ impl<T: Message> Publisher<T> {
 struct Incoming {
     sample: Sample,
     arrival_ns: i64,
+    /// Decoded once, in the callback (the sequence check needs it there).
+    attachment: Option<Attachment>,
 }
 
 /// The queue's writing half, callable from zenoh's `Fn` callback, and the per-publisher
@@ -544,8 +547,7 @@ impl CallbackWriter {
     }
 
     fn push(&self, item: Incoming) {
-        let publisher =
-            item.sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes())).map(|a| (a.gid, a.sequence));
+        let publisher = item.attachment.map(|a| (a.gid, a.sequence));
         // Acquire pairs with the Release below: the previous holder's writes to the state are
         // visible before we touch it.
         while self.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -718,7 +720,7 @@ fn received<M>(
     stats: &mut InputStats,
 ) -> Received<M> {
     let now = clock.now_ns();
-    let attachment = incoming.sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()));
+    let attachment = incoming.attachment;
     let transit_ns = attachment.map(|a| incoming.arrival_ns - a.source_timestamp_ns);
     let age_ns = stamp.filter(|s| !s.is_zero()).map(|s| now - s.as_nanos());
     stats.record(age_ns, transit_ns, now - incoming.arrival_ns, shared_memory);
