@@ -102,8 +102,7 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         }
     };
     eprintln!("waiting for the system to come up and settle");
-    wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(30), &mut last_frame_ns)?;
-    let camera_pid = |observer: &Node| -> Result<i32> {
+    let find_camera = |observer: &Node| -> Result<Option<i32>> {
         let replies = observer
             .session()
             .liveliness()
@@ -115,14 +114,32 @@ pub fn run(args: ReactionArgs) -> Result<()> {
             if let Ok(sample) = reply.result() {
                 if let Some((name, _, pid)) = keys::parse_liveliness_token(&prefix, sample.key_expr().as_str()) {
                     if name == "camera" {
-                        return Ok(pid as i32);
+                        return Ok(Some(pid as i32));
                     }
                 }
             }
         }
-        bail!("the camera is not running")
+        Ok(None)
+    };
+    // The camera's pid from its liveliness token, waiting up to 10 s for it to (re)appear.
+    let camera_pid = |observer: &Node| -> Result<i32> {
+        let since = Instant::now();
+        loop {
+            if let Some(pid) = find_camera(observer)? {
+                return Ok(pid);
+            }
+            if since.elapsed() > Duration::from_secs(10) {
+                bail!("the camera is not running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     };
 
+    // Up means: the camera runs and the arbiter commands no braking past its start-up grace
+    // (during which it also commands none, supervisor or not).
+    camera_pid(&observer)?;
+    std::thread::sleep(Duration::from_secs(3));
+    wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(30), &mut last_frame_ns)?;
     let (mut kill, mut freeze) = (LatencyHistogram::new(), LatencyHistogram::new());
     let started = Instant::now();
     for trial in 0..args.trials {
