@@ -20,6 +20,8 @@ const POLL: Duration = Duration::from_millis(20);
 struct Running {
     unit: Unit,
     child: Option<Child>,
+    /// Threads copying the child's output; joined when it exits so no last line is lost.
+    forwarders: Vec<std::thread::JoinHandle<()>>,
     restarts: u32,
     next_start: Option<Instant>,
     backoff: Duration,
@@ -41,6 +43,7 @@ pub fn launch(plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bool> 
             backoff: Duration::from_millis(unit.restart.backoff_ms),
             unit,
             child: None,
+            forwarders: Vec::new(),
             restarts: 0,
             next_start: Some(Instant::now()),
             finished: false,
@@ -61,7 +64,10 @@ pub fn launch(plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bool> 
                 if at <= now {
                     running.next_start = None;
                     match spawn(&exe, &running.unit, index, name_width, colors) {
-                        Ok(child) => running.child = Some(child),
+                        Ok((child, forwarders)) => {
+                            running.child = Some(child);
+                            running.forwarders = forwarders;
+                        }
                         Err(error) => {
                             eprintln!("reflex launch: cannot start `{}`: {error:#}", running.unit.name);
                             (running.finished, running.failed) = (true, true);
@@ -72,6 +78,7 @@ pub fn launch(plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bool> 
             let Some(child) = running.child.as_mut() else { continue };
             let Ok(Some(status)) = child.try_wait() else { continue };
             running.child = None;
+            drain_output(&mut running.forwarders);
             let ok = status.success();
             let restart = match running.unit.restart.policy {
                 RestartPolicy::Never => false,
@@ -124,7 +131,29 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-fn spawn(exe: &std::path::Path, unit: &Unit, index: usize, name_width: usize, colors: bool) -> Result<Child> {
+/// Waits (at most 500 ms: a grandchild may hold the pipe open) for a unit's output to be
+/// copied out completely.
+fn drain_output(forwarders: &mut Vec<std::thread::JoinHandle<()>>) {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while forwarders.iter().any(|f| !f.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for forwarder in forwarders.drain(..) {
+        if forwarder.is_finished() {
+            let _ = forwarder.join();
+        }
+    }
+}
+
+type Forwarders = Vec<std::thread::JoinHandle<()>>;
+
+fn spawn(
+    exe: &std::path::Path,
+    unit: &Unit,
+    index: usize,
+    name_width: usize,
+    colors: bool,
+) -> Result<(Child, Forwarders)> {
     let mut command = match &unit.program {
         Program::Kind { kind, spec } => {
             let mut command = Command::new(exe);
@@ -170,13 +199,19 @@ fn spawn(exe: &std::path::Path, unit: &Unit, index: usize, name_width: usize, co
     } else {
         format!("[{:>name_width$}] ", unit.name)
     };
-    forward(child.stdout.take().expect("piped"), prefix.clone(), false);
-    forward(child.stderr.take().expect("piped"), prefix, true);
-    Ok(child)
+    let forwarders = vec![
+        forward(child.stdout.take().expect("piped"), prefix.clone(), false),
+        forward(child.stderr.take().expect("piped"), prefix, true),
+    ];
+    Ok((child, forwarders))
 }
 
 /// Copies a child's output line by line, each line prefixed with the unit's name.
-fn forward(stream: impl std::io::Read + Send + 'static, prefix: String, to_stderr: bool) {
+fn forward(
+    stream: impl std::io::Read + Send + 'static,
+    prefix: String,
+    to_stderr: bool,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             if to_stderr {
@@ -185,7 +220,7 @@ fn forward(stream: impl std::io::Read + Send + 'static, prefix: String, to_stder
                 let _ = writeln!(std::io::stdout().lock(), "{prefix}{line}");
             }
         }
-    });
+    })
 }
 
 /// CPU affinity and SCHED_FIFO priority, best effort: a clear warning where the OS refuses.
@@ -235,6 +270,7 @@ fn stop_all(units: &mut [Running], grace: Duration) {
         std::thread::sleep(POLL);
     }
     for running in units.iter_mut() {
+        drain_output(&mut running.forwarders);
         if let Some(child) = running.child.as_mut() {
             eprintln!("reflex launch: `{}` did not stop within {grace:?}; killing it", running.unit.name);
             // SAFETY: as above.

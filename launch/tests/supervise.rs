@@ -182,6 +182,11 @@ fn on_failure_restarts_with_backoff_then_gives_up() {
     let lines = launch.wait_for("gave up after 2 restarts", Duration::from_secs(10));
     let elapsed = start.elapsed();
     let status = launch.wait_exit(Duration::from_secs(5));
+    // Lines on stdout and stderr arrive through two pipes: collect what came after "gave up".
+    let mut lines = lines;
+    while let Ok(line) = launch.lines.recv_timeout(Duration::from_secs(2)) {
+        lines.push(line); // until both pipes are closed (the channel disconnects)
+    }
     assert!(!status.success(), "a required node that gave up fails the launch");
     assert_eq!(
         lines.iter().filter(|l| l.contains("[crasher] started")).count(),
