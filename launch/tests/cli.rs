@@ -38,11 +38,18 @@ fn transport_benchmark_delivers_every_message_on_both_paths() {
         .collect();
     assert_eq!(rows.len(), 8, "4 payloads x 2 paths:\n{stdout}");
     for row in &rows {
-        assert_eq!(row[3], "20", "every measured message received: {row:?}");
+        // Reflex accounts for every message. Raw zenoh with congestion control `drop` may lose
+        // one on a loaded machine (seen: 1-3 in 2000); that is the baseline's behaviour.
+        let received: u32 = row[3].parse().unwrap();
+        if row[2] == "reflex" {
+            assert_eq!(received, 20, "every measured message received: {row:?}");
+        } else {
+            assert!(received >= 18, "raw zenoh lost more than 2 of 20: {row:?}");
+        }
     }
     // The 640x480 image travels through shared memory on both paths.
     for row in rows.iter().filter(|r| r[1] == "640x480 rgb8") {
-        assert_eq!(row[4], "20", "image through shared memory: {row:?}");
+        assert_eq!(row[4], row[3], "every image through shared memory: {row:?}");
     }
 }
 

@@ -249,7 +249,7 @@ fn introspection_tools_work_against_the_demo() {
     let rates: Vec<f64> = hz.lines().filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect();
     assert!(!rates.is_empty(), "{hz}");
     let best = rates.iter().copied().fold(0.0, f64::max);
-    assert!((20.0..=30.0).contains(&best), "rate {best} Hz, configured 25:\n{hz}");
+    assert!((18.0..=30.0).contains(&best), "rate {best} Hz, configured 25:\n{hz}");
     assert!(hz.contains("age p50"), "stamped type: age reported:\n{hz}");
 
     let bw = launch.tool(&["topic", "bw", "/camera/image", "--duration", "2.5"], "tools");

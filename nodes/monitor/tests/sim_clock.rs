@@ -71,7 +71,7 @@ fn a_gap_past_the_deadline_gives_one_safe_stop_and_recovery_waits_for_the_stable
     assert_eq!(safe_stops[0].2, "deadline missed /test/heartbeat");
     let detected_after = safe_stops[0].0 - stopped_at;
     assert!(
-        (100 * MS..=130 * MS).contains(&detected_after),
+        (100 * MS..=200 * MS).contains(&detected_after),
         "safe stop {} ms of sim time after the last beat",
         detected_after / MS
     );

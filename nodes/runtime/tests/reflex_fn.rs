@@ -125,7 +125,7 @@ fn the_alert_reflex_warns_for_a_person_in_the_region_only() {
 
 #[test]
 fn a_slow_reflex_is_reported_while_it_overruns() {
-    let reflex = PersonAlert { left: 0.0, right: 640.0, sleep: Duration::from_millis(80), panic_on_frame: None };
+    let reflex = PersonAlert { left: 0.0, right: 640.0, sleep: Duration::from_millis(300), panic_on_frame: None };
     let (alerts, events) =
         exercise(17642, reflex, Duration::from_millis(20), &[frame(1, "person", 1.0)], |alerts, events| {
             alerts.len() == 1 && events.iter().any(|e| e.kind == MonitorEvent::KIND_BUDGET_OVERRUN)
@@ -135,7 +135,7 @@ fn a_slow_reflex_is_reported_while_it_overruns() {
     assert_eq!(overrun.topic, "person-alert");
     assert_eq!(overrun.limit_ms, 20.0);
     assert!(
-        overrun.value_ms >= 20.0 && overrun.value_ms < 80.0,
+        overrun.value_ms >= 20.0 && overrun.value_ms < 300.0,
         "reported while still running: {} ms",
         overrun.value_ms
     );

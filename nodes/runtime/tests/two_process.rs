@@ -308,9 +308,9 @@ fn a_missed_deadline_is_reported_by_the_timer_within_milliseconds() {
     assert_eq!(limit_ms, 100.0);
     // Detected by the watchdog at expiry: the gap it saw is the deadline plus its wake-up
     // delay. Generous bounds here; the benchmark measures it precisely.
-    assert!((100.0..130.0).contains(&gap_ms), "watchdog saw a gap of {gap_ms} ms");
+    assert!((100.0..200.0).contains(&gap_ms), "watchdog saw a gap of {gap_ms} ms");
     let observed = seen_at.duration_since(last_arrival.unwrap());
-    assert!(observed < deadline + Duration::from_millis(60), "breach seen {observed:?} after the last message");
+    assert!(observed < deadline + Duration::from_millis(150), "breach seen {observed:?} after the last message");
 }
 
 #[test]
