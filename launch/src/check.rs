@@ -89,8 +89,9 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
             );
         }
         seen.insert(name, (file, node.name.referenced));
-        let kind = check_node(file, node, &transport, &mut diagnostics, &mut endpoints);
-        specs.insert(name, (kind, spec_of(node, &transport)));
+        let spec = spec_of(node, &transport);
+        let kind = check_node(file, node, &spec, &mut diagnostics, &mut endpoints);
+        specs.insert(name, (kind, spec));
     }
     check_topics(&endpoints, &mut diagnostics);
     let grouped = check_groups(loaded, &specs, &seen, &mut diagnostics);
@@ -148,7 +149,7 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
 fn check_node<'a>(
     file: &'a Path,
     node: &'a NodeEntry,
-    transport: &TransportConfig,
+    spec: &NodeSpec,
     diagnostics: &mut Diagnostics,
     endpoints: &mut Vec<Endpoint<'a>>,
 ) -> Option<&'static reflex_runtime::NodeKind> {
@@ -196,7 +197,6 @@ fn check_node<'a>(
             );
         }
     }
-    let spec = spec_of(node, transport);
     let Some(kind) = kind else {
         // An external program: its declared topics take part in the topic checks.
         for (topics, direction) in [(&node.publishes, Direction::Output), (&node.subscribes, Direction::Input)] {
@@ -216,8 +216,7 @@ fn check_node<'a>(
         return None;
     };
 
-    let params = serde_json::Value::Object(node.params.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect());
-    if let Err((path, message)) = (kind.check_params)(&params) {
+    if let Err((path, message)) = (kind.check_params)(&spec.params) {
         let first = path.split(['.', '[']).next().unwrap_or_default();
         let at = node.params.get(first).map_or(at_name, |v| v.referenced);
         let what = if path.is_empty() { String::new() } else { format!(" `{path}`") };

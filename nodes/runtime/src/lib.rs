@@ -18,7 +18,7 @@
 //!   happens to arrive, and publishes a `reflex_msgs/MonitorEvent` on `/reflex/events`.
 //! - **Clock** ([`Clock`]): wall time, or simulation time moved by a simulator or a test.
 //!   Stamps, deadlines, budgets and timers all read it.
-//! - **Lifecycle**: create from a typed config (see [`parse_params`]), start, process, stop;
+//! - **Lifecycle**: create from a typed config (see [`NodeSpec::params`]), start, process, stop;
 //!   a node's `run` takes a [`Shutdown`] so tests can stop it, and binaries set it from
 //!   SIGINT/SIGTERM.
 //! - **Shared memory**: payloads from `shm_threshold_bytes` up (images) are encoded straight
@@ -63,7 +63,6 @@ pub mod clock;
 pub mod keys;
 pub mod logging;
 pub mod node;
-pub mod params;
 pub mod queue;
 pub mod reflex;
 pub mod shutdown;
@@ -75,11 +74,10 @@ pub mod transport;
 pub use clock::Clock;
 pub use logging::{init_tracing, LogFormat};
 pub use node::{Budget, DeadlineWatch, InputOptions, Node, NodeError, NodeOptions, Publisher, Received, Subscriber};
-pub use params::{parse_params, ParamError};
 pub use queue::OverflowPolicy;
 pub use reflex::{Reflex, ReflexContext};
 pub use shutdown::Shutdown;
-pub use spec::{Direction, NodeKind, NodeSpec, Port, RunError};
+pub use spec::{Direction, NodeKind, NodeSpec, ParamError, Port, RunError};
 pub use timer::{Tick, Timer};
 pub use timing::{InputStats, LatencyHistogram};
 pub use transport::{Mode, TransportConfig};

@@ -1,7 +1,7 @@
 //! A node: one zenoh session, its typed publishers and subscribers, its liveliness token, and
 //! a watchdog thread that checks input deadlines and callback budgets on the node's clock.
 
-use crate::attachment::{self, Attachment};
+use crate::attachment::Attachment;
 use crate::clock::Clock;
 use crate::keys::{self, EndpointKind};
 use crate::queue::{input_queue, OverflowPolicy, QueueReader, QueueWriter};
@@ -880,12 +880,3 @@ fn watchdog(shared: &NodeShared) {
         }
     }
 }
-
-/// Publishes raw bytes on a topic key without type: for tools and fault injection.
-pub fn put_raw(node: &Node, topic: &str, bytes: &[u8]) -> Result<(), NodeError> {
-    let key = node.key(topic);
-    node.shared.session.put(key.clone(), bytes).wait().map_err(|e| NodeError::Publish { key, reason: e.to_string() })
-}
-
-#[doc(hidden)]
-pub const ATTACHMENT_LEN: usize = attachment::LEN;

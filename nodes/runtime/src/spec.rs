@@ -55,6 +55,14 @@ impl NodeKind {
     }
 }
 
+/// Parameters that do not fit a node's typed config.
+#[derive(Debug, thiserror::Error)]
+#[error("parameters of node `{node}`: {message}")]
+pub struct ParamError {
+    pub node: String,
+    pub message: String,
+}
+
 /// Typed parameter check for a kind whose config type is `T` (unknown keys refused by `T`).
 pub fn check_params_as<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<(), (String, String)> {
     parse_params_value::<T>(value).map(|_| ())
@@ -99,8 +107,8 @@ impl NodeSpec {
     }
 
     /// The node's parameters as its typed config.
-    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::ParamError> {
-        parse_params_value(&self.params).map_err(|(path, message)| crate::ParamError {
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, ParamError> {
+        parse_params_value(&self.params).map_err(|(path, message)| ParamError {
             node: self.name.clone(),
             message: if path.is_empty() { message } else { format!("{path}: {message}") },
         })
@@ -166,5 +174,29 @@ mod tests {
         assert!(message.contains("unknown field `speed`"), "{message}");
         let (_, message) = parse_params_value::<Config>(&serde_json::Value::Null).unwrap_err();
         assert!(message.contains("missing field `fps`"), "{message}");
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Camera {
+        #[serde(default = "default_fps")]
+        fps: f64,
+        device: Option<String>,
+    }
+    fn default_fps() -> f64 {
+        30.0
+    }
+
+    #[test]
+    fn spec_params_default_and_name_the_node() {
+        let mut spec = NodeSpec { name: "cam".into(), ..Default::default() };
+        assert_eq!(spec.params::<Camera>().unwrap(), Camera { fps: 30.0, device: None });
+        spec.params = serde_json::json!({"fsp": 10});
+        let error = spec.params::<Camera>().unwrap_err().to_string();
+        assert!(error.starts_with("parameters of node `cam`: "), "{error}");
+        assert!(error.contains("unknown field `fsp`, expected"), "{error}");
+        spec.params = serde_json::json!({"fps": "fast"});
+        let error = spec.params::<Camera>().unwrap_err().to_string();
+        assert!(error.contains("fps: invalid type: string \"fast\", expected f64"), "{error}");
     }
 }
