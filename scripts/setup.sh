@@ -3,7 +3,8 @@
 # Sourced by ./run.sh and ./test.sh; safe to run by itself. Everything Python goes into the
 # project-local folder .local/ (git-ignored); nothing is installed into the system Python.
 #
-#   .local/venv/           Python 3 venv: openvino (runtime + benchmark_app), rosbags, numpy
+#   .local/venv/           Python 3 venv: openvino (runtime + benchmark_app), rosbags, numpy,
+#                          pillow + pyyaml (the detector reference check)
 #   .local/openvino.env    exports OPENVINO_LIB=<path of libopenvino_c.so.VERSION>
 #
 # Debian's libclang-dev (bindgen for the V4L2 camera crate) is installed with apt-get when
@@ -53,9 +54,9 @@ if [[ ! -x "$LOCAL/venv/bin/python" ]]; then
         exit 1
     }
 fi
-say "installing openvino==$OPENVINO_VERSION rosbags==$ROSBAGS_VERSION numpy into .local/venv"
+say "installing openvino==$OPENVINO_VERSION rosbags==$ROSBAGS_VERSION numpy pillow pyyaml into .local/venv"
 "$LOCAL/venv/bin/python" -m pip install -q --disable-pip-version-check \
-    "openvino==$OPENVINO_VERSION" "rosbags==$ROSBAGS_VERSION" numpy
+    "openvino==$OPENVINO_VERSION" "rosbags==$ROSBAGS_VERSION" numpy pillow pyyaml
 
 # 4. Where the OpenVINO C library is: the wheel ships only the versioned file.
 lib="$(find "$LOCAL/venv" -name 'libopenvino_c.so.*' -type f | sort | tail -n 1)"

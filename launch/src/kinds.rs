@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub const KINDS: &[&NodeKind] = &[
     &reflex_camera::TEST_PATTERN_KIND,
     &FRAME_STATS_KIND,
+    &reflex_detector::DETECTOR_KIND,
     &reflex_aeb::node::AEB_KIND,
     &reflex_monitor::node::MONITOR_KIND,
     &reflex_monitor::node::ARBITER_KIND,

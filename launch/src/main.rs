@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod detect;
 mod diagnostics;
 mod introspect;
 mod kinds;
@@ -91,6 +92,9 @@ enum Command {
     /// Look at topics of a running system.
     #[command(subcommand)]
     Topic(TopicCommand),
+    /// Run the detector on image files: one JSON line per detection (file, class, score, box in
+    /// pixels); --annotate DIR writes the images with their boxes drawn.
+    Detect(detect::DetectArgs),
     /// Print the versions of Reflex and the components it was built with.
     Version,
     /// Run a benchmark and print its table (baseline measured side by side in the same run).
@@ -192,6 +196,7 @@ fn run(command: Command) -> Result<bool> {
             eprintln!("reflex launch: {} ({} processes)", file.display(), plan.units.len());
             supervise::launch(plan, &shutdown, Duration::from_millis(grace_ms))
         }
+        Command::Detect(args) => detect::run(args),
         Command::Check { file, set } => {
             let overrides = launch_file::parse_overrides(&set).map_err(anyhow::Error::msg)?;
             match check::run_check(&file, &overrides) {

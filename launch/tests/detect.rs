@@ -1,0 +1,72 @@
+//! `reflex detect` end to end: JSON lines and annotated images from the shipped model, and the
+//! errors a user sees when the OpenVINO runtime is missing or wrong (never a panic).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+}
+
+fn detect(args: &[&str], openvino_lib: Option<&str>) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reflex"));
+    command.current_dir(root()).arg("detect").args(args).env("REFLEX_LOG", "error");
+    if let Some(lib) = openvino_lib {
+        command.env("OPENVINO_LIB", lib);
+    }
+    let output = command.output().unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
+}
+
+#[test]
+fn prints_one_json_line_per_detection_and_draws_them() {
+    let out = std::env::temp_dir().join(format!("reflex-detect-annotate-{}", std::process::id()));
+    let image = "nodes/detector/tests/fixtures/dog.png";
+    let (ok, stdout, stderr) = detect(&[image, "--annotate", out.to_str().unwrap()], None);
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let classes: Vec<&str> = lines.iter().map(|l| l["class"].as_str().unwrap()).collect();
+    assert!(classes.contains(&"bicycle") && classes.contains(&"dog"), "{stdout}");
+    for line in &lines {
+        assert_eq!(line["file"], image);
+        assert_eq!(line["box"].as_array().unwrap().len(), 4);
+        assert!(line["score"].as_f64().unwrap() >= 0.3);
+    }
+    // The annotated image has the boxes drawn: pixels on the bicycle's outline changed.
+    let drawn = image::open(out.join("dog.png")).unwrap().into_rgb8();
+    let original = image::open(root().join(image)).unwrap().into_rgb8();
+    let bicycle = lines.iter().find(|l| l["class"] == "bicycle").unwrap()["box"].as_array().unwrap().clone();
+    let (x, y) = (((bicycle[0].as_f64().unwrap() + bicycle[2].as_f64().unwrap()) / 2.0) as u32, bicycle[1].as_f64().unwrap() as u32 + 1);
+    assert_ne!(drawn.get_pixel(x, y), original.get_pixel(x, y), "no outline at ({x}, {y})");
+    assert_eq!(drawn.dimensions(), original.dimensions());
+}
+
+#[test]
+fn a_missing_runtime_says_what_to_do() {
+    let (ok, stdout, stderr) = detect(&["nodes/detector/tests/fixtures/dog.png"], Some("/nonexistent/libopenvino_c.so.2641"));
+    assert!(!ok && stdout.is_empty());
+    assert!(stderr.contains("OPENVINO_LIB=/nonexistent/libopenvino_c.so.2641") && stderr.contains("./scripts/setup.sh"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_library_that_is_not_openvino_is_refused_without_a_panic() {
+    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("libm to stand in for a wrong library");
+    let (ok, _, stderr) = detect(&["nodes/detector/tests/fixtures/dog.png"], Some(libm));
+    assert!(!ok);
+    assert!(stderr.contains("not the OpenVINO C library") && stderr.contains("OPENVINO_LIB"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn unreadable_images_are_named_and_the_rest_still_run() {
+    let junk = std::env::temp_dir().join(format!("reflex-detect-junk-{}.png", std::process::id()));
+    std::fs::write(&junk, b"not a png").unwrap();
+    let (ok, stdout, stderr) = detect(&[junk.to_str().unwrap(), "nodes/detector/tests/fixtures/vtest_0000.png"], None);
+    assert!(!ok, "a failed image makes the exit status non-zero");
+    assert!(stderr.contains(junk.to_str().unwrap()) && stderr.contains("cannot read image"), "{stderr}");
+    assert!(stdout.contains("\"person\""), "the good image still ran: {stdout}");
+}

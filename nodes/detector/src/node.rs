@@ -1,0 +1,227 @@
+//! The `detector` node: `sensor_msgs/Image` in (latest frame wins), inference on the node's own
+//! thread, `vision_msgs/Detection2DArray` out with the frame's header, so that the age of a
+//! detection message is the end-to-end latency from capture.
+
+use crate::{Detection, Detector, DetectorOptions};
+use reflex_msgs::reflex_msgs::MonitorEvent;
+use reflex_msgs::sensor_msgs::{Image, ImageView};
+use reflex_msgs::vision_msgs::{BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose};
+use reflex_runtime::spec::parse_params_value;
+use reflex_runtime::{
+    Direction, InputOptions, Node, NodeKind, NodeOptions, NodeSpec, OverflowPolicy, Port, RunError, Shutdown,
+};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const IMAGE: Port = Port {
+    optional: false,
+    name: "image",
+    topic: "camera/image",
+    type_name: "sensor_msgs/msg/Image",
+    direction: Direction::Input,
+};
+pub const DETECTIONS: Port = Port {
+    optional: false,
+    name: "detections",
+    topic: "perception/detections",
+    type_name: "vision_msgs/msg/Detection2DArray",
+    direction: Direction::Output,
+};
+
+/// Parameters of the `detector` node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Model config (YAML), relative to the working directory.
+    pub model: PathBuf,
+    pub device: String,
+    pub hint: String,
+    pub precision: String,
+    pub threads: u32,
+    /// Overrides the model config's threshold when set.
+    pub score_threshold: Option<f32>,
+    /// Execution budget of one frame (copy in, inference, decoding), ms.
+    pub budget_ms: f64,
+    /// Fault injection for benchmarks and benches: sleep this long before publishing each result.
+    pub inject_delay_ms: f64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            model: PathBuf::from("models/nanodet/nanodet.yaml"),
+            device: "CPU".into(),
+            hint: "LATENCY".into(),
+            precision: String::new(),
+            threads: 0,
+            score_threshold: None,
+            budget_ms: 100.0,
+            inject_delay_ms: 0.0,
+        }
+    }
+}
+
+impl DetectorConfig {
+    pub fn options(&self) -> DetectorOptions {
+        DetectorOptions {
+            device: self.device.clone(),
+            hint: self.hint.clone(),
+            precision: self.precision.clone(),
+            threads: self.threads,
+            score_threshold: self.score_threshold,
+        }
+    }
+}
+
+fn check(value: &serde_json::Value) -> Result<(), (String, String)> {
+    let config: DetectorConfig = parse_params_value(value)?;
+    if !(config.budget_ms > 0.0) {
+        return Err(("budget_ms".into(), "must be above 0".into()));
+    }
+    if !(config.inject_delay_ms >= 0.0) {
+        return Err(("inject_delay_ms".into(), "must be 0 or more".into()));
+    }
+    if let Some(t) = config.score_threshold {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(("score_threshold".into(), format!("{t} is outside 0..=1")));
+        }
+    }
+    if !["", "LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"].contains(&config.hint.as_str()) {
+        return Err(("hint".into(), format!("{:?} is not LATENCY, THROUGHPUT or CUMULATIVE_THROUGHPUT", config.hint)));
+    }
+    crate::config::LoadedModelConfig::load(&config.model).map_err(|e| ("model".into(), e.to_string()))?;
+    Ok(())
+}
+
+pub const DETECTOR_KIND: NodeKind = NodeKind {
+    name: "detector",
+    summary: "object detection with OpenVINO: images in (latest wins), vision_msgs/Detection2DArray out",
+    ports: &[IMAGE, DETECTIONS],
+    parameters: &[
+        ("model", "models/nanodet/nanodet.yaml", "model config (network file, labels, input, decoder)"),
+        ("device", "CPU", "OpenVINO device: CPU, GPU, AUTO, ..."),
+        ("hint", "LATENCY", "performance hint: LATENCY, THROUGHPUT, CUMULATIVE_THROUGHPUT, or empty"),
+        ("precision", "", "inference precision hint (f32, f16, bf16); empty: the device's default"),
+        ("threads", "0", "inference threads; 0: the device's default"),
+        ("score_threshold", "", "overrides the model config's threshold"),
+        ("budget_ms", "100", "execution budget of one frame; overruns become monitor events"),
+        ("inject_delay_ms", "0", "fault injection: extra delay before each result is published"),
+    ],
+    check_params: check,
+    run,
+};
+
+fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
+    let config: DetectorConfig = spec.params()?;
+    let mut detector = Detector::load(&config.model, config.options()).map_err(|e| e.to_string())?;
+    let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
+    // Latest frame wins unless the launch file says otherwise: a detector must never work
+    // through a backlog of stale frames.
+    let options = match spec.inputs.get(IMAGE.name) {
+        Some(options) => *options,
+        None => InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest),
+    };
+    let mut images = node.subscriber::<Image>(&spec.topic(&IMAGE), options)?;
+    let mut output = node.publisher::<Detection2DArray>(&spec.topic(&DETECTIONS))?;
+    let mut budget = node.budget("inference", Duration::from_secs_f64(config.budget_ms / 1e3));
+    let labels = detector.config().labels.clone();
+    let mut message = Detection2DArray::default();
+    let (mut found, mut scratch) = (Vec::<Detection>::new(), Vec::<u8>::new());
+    let mut bad_frames = 0u64;
+    tracing::info!(node = %spec.name, model = %config.model.display(), device = %config.device, input = images.key(), "detector ready");
+    while !shutdown.is_requested() {
+        node.wait_for_input(Duration::from_millis(100));
+        while let Some(received) = images.recv_view::<ImageView>() {
+            let Ok(frame) = received else { continue }; // decode errors are counted and reported by the runtime
+            let image = &frame.message;
+            let result = budget.run(|| {
+                let rgb = rgb_frame(image, &mut scratch)?;
+                detector.detect(rgb, image.width, image.height, &mut found).map_err(|e| e.to_string())
+            });
+            if let Err(problem) = result {
+                bad_frames += 1;
+                if bad_frames == 1 || bad_frames.is_power_of_two() {
+                    tracing::warn!(node = %spec.name, frames = bad_frames, "frame skipped: {problem}");
+                    node.report(MonitorEvent::KIND_DECODE_ERROR, images.key(), 0.0, 0.0, &problem);
+                }
+                continue;
+            }
+            if config.inject_delay_ms > 0.0 {
+                std::thread::sleep(Duration::from_secs_f64(config.inject_delay_ms / 1e3));
+            }
+            message.header.stamp = image.header.stamp;
+            message.header.frame_id.clear();
+            message.header.frame_id.push_str(image.header.frame_id);
+            fill_message(&mut message, &found, &labels);
+            output.publish(&message)?;
+        }
+    }
+    tracing::info!(
+        node = %spec.name,
+        frames = budget.runs(),
+        overruns = budget.overruns(),
+        inference_p50_ms = budget.run_time().quantile_ns(0.5) as f64 / 1e6,
+        dropped = images.dropped(),
+        "detector stopped"
+    );
+    Ok(())
+}
+
+/// The frame as tightly packed `rgb8`: the message's own bytes when they already are, else
+/// converted (bgr8, rgba8, bgra8, mono8, row padding) into `scratch`.
+pub fn rgb_frame<'a>(image: &'a ImageView<'_>, scratch: &'a mut Vec<u8>) -> Result<&'a [u8], String> {
+    let (w, h) = (image.width as usize, image.height as usize);
+    let channels = match image.encoding {
+        "rgb8" | "bgr8" => 3,
+        "rgba8" | "bgra8" => 4,
+        "mono8" => 1,
+        other => return Err(format!("image encoding {other:?} is not supported (rgb8, bgr8, rgba8, bgra8, mono8)")),
+    };
+    let step = image.step as usize;
+    if w == 0 || h == 0 || step < w * channels || image.data.len() < step * (h - 1) + w * channels {
+        return Err(format!(
+            "image {}x{} {} with step {} has {} bytes: too few",
+            image.width, image.height, image.encoding, image.step, image.data.len()
+        ));
+    }
+    if image.encoding == "rgb8" && step == w * 3 {
+        return Ok(&image.data[..w * h * 3]);
+    }
+    scratch.clear();
+    scratch.reserve(w * h * 3);
+    for row in 0..h {
+        let line = &image.data[row * step..row * step + w * channels];
+        for px in line.chunks_exact(channels) {
+            match image.encoding {
+                "rgb8" | "rgba8" => scratch.extend_from_slice(&px[..3]),
+                "bgr8" | "bgra8" => scratch.extend_from_slice(&[px[2], px[1], px[0]]),
+                _ => scratch.extend_from_slice(&[px[0], px[0], px[0]]),
+            }
+        }
+    }
+    Ok(scratch)
+}
+
+/// Detections as `vision_msgs`: label strings as class ids, boxes in image pixels (centre and
+/// size). Reuses the message's vectors.
+pub fn fill_message(message: &mut Detection2DArray, found: &[Detection], labels: &[String]) {
+    message.detections.resize_with(found.len(), Detection2D::default);
+    for (out, d) in message.detections.iter_mut().zip(found) {
+        out.header = message.header.clone();
+        out.results.resize_with(1, ObjectHypothesisWithPose::default);
+        let hypothesis = &mut out.results[0].hypothesis;
+        hypothesis.class_id.clear();
+        match labels.get(d.class) {
+            Some(label) => hypothesis.class_id.push_str(label),
+            None => hypothesis.class_id.push_str(&d.class.to_string()),
+        }
+        hypothesis.score = f64::from(d.score);
+        out.bbox = BoundingBox2D::default();
+        out.bbox.center.position.x = f64::from(d.x0 + d.x1) / 2.0;
+        out.bbox.center.position.y = f64::from(d.y0 + d.y1) / 2.0;
+        out.bbox.size_x = f64::from(d.x1 - d.x0);
+        out.bbox.size_y = f64::from(d.y1 - d.y0);
+        out.id.clear();
+    }
+}
