@@ -70,3 +70,31 @@ fn unreadable_images_are_named_and_the_rest_still_run() {
     assert!(stderr.contains(junk.to_str().unwrap()) && stderr.contains("cannot read image"), "{stderr}");
     assert!(stdout.contains("\"person\""), "the good image still ran: {stdout}");
 }
+
+#[test]
+fn detector_benchmark_accounts_for_every_frame() {
+    let output = Command::new(env!("CARGO_BIN_EXE_reflex"))
+        .current_dir(root())
+        .args(["bench", "detector", "--frames", "10", "--fps-seconds", "1"])
+        .env("REFLEX_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let rows: Vec<Vec<&str>> =
+        stdout.lines().filter(|l| l.starts_with("| ")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    let app = rows.iter().find(|r| r[1].starts_with("OpenVINO benchmark_app")).expect("benchmark_app row");
+    assert_eq!(app[2], "10");
+    let node: Vec<_> = rows.iter().filter(|r| r[1].starts_with("detector node, queue → publish")).collect();
+    assert_eq!(node.len(), 2, "416x416 and 640x480:\n{stdout}");
+    for row in node {
+        assert_eq!(row[2], "10", "10 steady frames after 2 warm-up frames, each answered: {row:?}");
+        let p50: f64 = row[3].parse().unwrap();
+        assert!(p50 > 0.0, "{row:?}");
+    }
+    // Frame-rate run: every frame sent was either answered or dropped (latest wins), none lost.
+    let fps = rows.iter().find(|r| r[1] == "640x480 rgb8").expect("frame-rate row");
+    let (sent, answered, dropped): (u64, u64, u64) = (fps[3].parse().unwrap(), fps[4].parse().unwrap(), fps[6].parse().unwrap());
+    assert!(sent >= 20, "{fps:?}");
+    assert_eq!(answered + dropped, sent, "{fps:?}");
+}

@@ -101,7 +101,8 @@ def main() -> None:
     print(f"frozen graph: {pb} ({len(graph.node)} nodes, {len(weights)} weights)", file=sys.stderr)
 
     import openvino as ov
-    from openvino.preprocess import PrePostProcessor
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from prepare_model import bake
 
     # Outputs in a fixed order: scores for strides 8, 16, 32, then box distances for 8, 16, 32.
     outputs = ["Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4", "Identity_5"]
@@ -112,15 +113,10 @@ def main() -> None:
         sys.exit(f"unexpected graph: outputs missing {missing}, input {converted.inputs[0]}")
     order = [next(i for i, port in enumerate(converted.outputs) if f"{name}:0" in port.get_names())
              for name in outputs]
-    ppp = PrePostProcessor(converted)
-    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
-    ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0)
-    ppp.input().model().set_layout(ov.Layout("NCHW"))
-    baked = ppp.build()
+    baked = bake(converted, scale=255.0, layout="NCHW")
     names = ["scores_s8", "scores_s16", "scores_s32", "boxes_s8", "boxes_s16", "boxes_s32"]
     for index, name in zip(order, names):
         baked.outputs[index].get_tensor().set_names({name})
-    baked.inputs[0].get_tensor().set_names({"image"})
     ov.save_model(baked, args.out / "nanodet.xml", compress_to_fp16=False)
     (args.out / "LICENSE.human-models").write_bytes(files[MEMBERS[2]])
 

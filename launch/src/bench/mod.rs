@@ -2,6 +2,7 @@
 //! in the same run, between real processes, and prints a table (Markdown with `--markdown`).
 
 mod deadline;
+mod detector;
 mod reaction;
 mod transport;
 
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     Deadline(deadline::DeadlineArgs),
     /// Time from a fault (killed or frozen node) to full braking at the arbiter's output.
     Reaction(reaction::ReactionArgs),
+    /// Detector time per frame (queue to publish) against OpenVINO's benchmark_app on the same
+    /// model and hint, and the frame rate sustained from a 640x480 source.
+    Detector(detector::DetectorArgs),
     /// (internal) The receiving process of `bench transport`.
     #[command(hide = true)]
     TransportSink(transport::SinkArgs),
@@ -34,6 +38,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Transport(args) => transport::run(args),
         BenchCommand::Deadline(args) => deadline::run(args),
         BenchCommand::Reaction(args) => reaction::run(args),
+        BenchCommand::Detector(args) => detector::run(args),
         BenchCommand::TransportSink(args) => transport::sink(args),
         BenchCommand::DeadlinePeer(args) => deadline::peer(args),
     }

@@ -72,6 +72,22 @@ pub struct InputConfig {
     /// Grey level of letterbox padding.
     #[serde(default = "default_pad_value")]
     pub pad_value: u8,
+    /// Per-channel (R, G, B) value subtracted before scaling, for `f32` models whose
+    /// normalisation is not in the graph: input = (pixel - mean) / scale.
+    #[serde(default)]
+    pub mean: Option<[f32; 3]>,
+    /// Per-channel (R, G, B) divisor, e.g. [255, 255, 255] for a YOLOv8 ONNX export.
+    #[serde(default)]
+    pub scale: Option<[f32; 3]>,
+}
+
+impl InputConfig {
+    /// Whether the frame must be normalised on the CPU: the `openvino` crate's PrePostProcessor
+    /// has no mean/scale step, so a model that needs one and does not have it baked in
+    /// (models/tools/prepare_model.py does that) gets its preprocessing done here instead.
+    pub fn normalises_on_cpu(&self) -> bool {
+        self.mean.is_some_and(|m| m != [0.0; 3]) || self.scale.is_some_and(|s| s != [1.0; 3])
+    }
 }
 
 fn default_layout() -> String {
@@ -238,6 +254,12 @@ impl ModelConfig {
         }
         if input.layout != "NHWC" && input.layout != "NCHW" {
             return Err(("layout", format!("layout {:?} is neither NHWC nor NCHW", input.layout)));
+        }
+        if input.normalises_on_cpu() && input.element != Element::F32 {
+            return Err(("mean", "mean and scale need `element: f32` (a u8 input cannot hold normalised values)".into()));
+        }
+        if input.scale.is_some_and(|s| s.iter().any(|&v| !(v.is_finite() && v != 0.0))) {
+            return Err(("scale", "scale values must be finite and non-zero".into()));
         }
         if !(0.0..=1.0).contains(&self.score_threshold) {
             return Err(("score_threshold", format!("{} is outside 0..=1", self.score_threshold)));

@@ -32,7 +32,7 @@ impl Default for DetectorOptions {
 pub enum DetectorError {
     #[error("{0}")]
     Runtime(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("{file}: {message}")]
     Model { file: String, message: String },
@@ -51,6 +51,8 @@ struct Compiled {
     offset: (u32, u32),
     request: openvino::InferRequest,
     input: Tensor,
+    /// With CPU normalisation: the u8 canvas the frame is placed in before resizing.
+    cpu_canvas: Vec<u8>,
     /// The outputs the decoder reads, with their shapes; tensors are fetched after each inference
     /// (a plugin may hand out new output memory per run).
     outputs: Vec<(String, Vec<usize>)>,
@@ -63,6 +65,7 @@ pub struct Detector {
     core: Core,
     model: Model,
     compiled: Option<Compiled>,
+    compiles: u64,
     candidates: Vec<Detection>,
 }
 
@@ -102,7 +105,7 @@ impl Detector {
                 })?;
             }
         }
-        let mut detector = Self { config, options, core, model, compiled: None, candidates: Vec::with_capacity(1024) };
+        let mut detector = Self { config, options, core, model, compiled: None, compiles: 0, candidates: Vec::with_capacity(1024) };
         let (w, h) = (detector.config.config.input.width, detector.config.config.input.height);
         detector.prepare(w, h)?;
         Ok(detector)
@@ -114,6 +117,11 @@ impl Detector {
 
     pub fn options(&self) -> &DetectorOptions {
         &self.options
+    }
+
+    /// How many times the model was compiled (once per frame size seen).
+    pub fn compiles(&self) -> u64 {
+        self.compiles
     }
 
     /// Compiles the model for frames of this size (done once per size; frames of the same size
@@ -137,8 +145,16 @@ impl Detector {
             file: file.clone(),
             message: format!("{what}: {}", describe(&e)),
         };
-        let tensor = Tensor::new(ElementType::U8, &Shape::new(&[1, i64::from(canvas.1), i64::from(canvas.0), 3]).unwrap())
-            .map_err(|e| error("cannot make the input tensor", e))?;
+        let on_cpu = input.normalises_on_cpu();
+        let (iw, ih) = (i64::from(input.width), i64::from(input.height));
+        let tensor = if on_cpu {
+            // Resized and normalised here; the graph gets exactly the model's input.
+            let shape = if input.layout == "NCHW" { [1, 3, ih, iw] } else { [1, ih, iw, 3] };
+            Tensor::new(ElementType::F32, &Shape::new(&shape).unwrap())
+        } else {
+            Tensor::new(ElementType::U8, &Shape::new(&[1, i64::from(canvas.1), i64::from(canvas.0), 3]).unwrap())
+        }
+        .map_err(|e| error("cannot make the input tensor", e))?;
         let pipeline = Pipeline::new(&self.model).map_err(|e| error("preprocessing", e))?;
         let input_info = match &input.name {
             Some(name) => pipeline.get_input_info_by_name(name),
@@ -147,12 +163,13 @@ impl Detector {
         .map_err(|e| error("the model input named in the config", e))?;
         let mut tensor_info = input_info.get_tensor_info().map_err(|e| error("preprocessing", e))?;
         tensor_info.set_from(&tensor).map_err(|e| error("preprocessing", e))?;
-        tensor_info.set_layout(Layout::new("NHWC").unwrap()).map_err(|e| error("preprocessing", e))?;
+        let tensor_layout = if on_cpu { input.layout.as_str() } else { "NHWC" };
+        tensor_info.set_layout(Layout::new(tensor_layout).unwrap()).map_err(|e| error("preprocessing", e))?;
         let mut steps = input_info.get_steps().map_err(|e| error("preprocessing", e))?;
-        if canvas != (input.width, input.height) {
+        if !on_cpu && canvas != (input.width, input.height) {
             steps.resize(ResizeAlgorithm::Linear).map_err(|e| error("preprocessing: resize", e))?;
         }
-        if input.element == Element::F32 {
+        if !on_cpu && input.element == Element::F32 {
             steps.convert_element_type(ElementType::F32).map_err(|e| error("preprocessing: to f32", e))?;
         }
         let mut model_info = input_info.get_model_info().map_err(|e| error("preprocessing", e))?;
@@ -193,14 +210,17 @@ impl Detector {
             message: format!("{message} (decoder {:?} of {file})", decoder_kind(&self.config.config.decoder)),
         })?;
         let mut input_tensor = tensor;
-        input_tensor.get_raw_data_mut().map_err(|e| error("input", e))?.fill(input.pad_value);
+        input_tensor.get_raw_data_mut().map_err(|e| error("input", e))?.fill(if on_cpu { 0 } else { input.pad_value });
+        let cpu_canvas = if on_cpu { vec![input.pad_value; canvas.0 as usize * canvas.1 as usize * 3] } else { Vec::new() };
         let outputs = found.into_iter().map(|(name, shape, _)| (name, shape)).collect();
+        self.compiles += 1;
         self.compiled = Some(Compiled {
             frame: (width, height),
             canvas,
             offset,
             request,
             input: input_tensor,
+            cpu_canvas,
             outputs,
             fetched: Vec::new(),
         });
@@ -218,18 +238,19 @@ impl Detector {
         self.prepare(width, height)?;
         let compiled = self.compiled.as_mut().expect("prepared above");
         let inference = |e: openvino::InferenceError| DetectorError::Inference(describe(&e));
-        {
+        let input = &self.config.config.input;
+        if input.normalises_on_cpu() {
+            place(rgb, width, compiled.canvas.0, compiled.offset, &mut compiled.cpu_canvas);
+            let data = compiled.input.get_data_mut::<f32>().map_err(inference)?;
+            let normalise = Normalise {
+                mean: input.mean.unwrap_or([0.0; 3]),
+                scale: input.scale.unwrap_or([1.0; 3]),
+                planar: input.layout == "NCHW",
+            };
+            resize_normalise(&compiled.cpu_canvas, compiled.canvas, data, (input.width, input.height), &normalise);
+        } else {
             let data = compiled.input.get_raw_data_mut().map_err(inference)?;
-            let row = width as usize * 3;
-            let canvas_row = compiled.canvas.0 as usize * 3;
-            if compiled.canvas == (width, height) {
-                data.copy_from_slice(rgb);
-            } else {
-                for (y, line) in rgb.chunks_exact(row).enumerate() {
-                    let start = (y + compiled.offset.1 as usize) * canvas_row + compiled.offset.0 as usize * 3;
-                    data[start..start + row].copy_from_slice(line);
-                }
-            }
+            place(rgb, width, compiled.canvas.0, compiled.offset, data);
         }
         compiled.request.set_input_tensor(&compiled.input).map_err(inference)?;
         compiled.request.infer().map_err(inference)?;
@@ -258,6 +279,54 @@ impl Detector {
             ..*d
         }));
         Ok(())
+    }
+}
+
+/// Copies a packed rgb8 frame into a canvas of `canvas_width` at `offset` (the whole canvas
+/// when they are the same size).
+fn place(rgb: &[u8], width: u32, canvas_width: u32, offset: (u32, u32), canvas: &mut [u8]) {
+    if canvas.len() == rgb.len() {
+        canvas.copy_from_slice(rgb);
+        return;
+    }
+    let row = width as usize * 3;
+    let canvas_row = canvas_width as usize * 3;
+    for (y, line) in rgb.chunks_exact(row).enumerate() {
+        let start = (y + offset.1 as usize) * canvas_row + offset.0 as usize * 3;
+        canvas[start..start + row].copy_from_slice(line);
+    }
+}
+
+pub(crate) struct Normalise {
+    pub mean: [f32; 3],
+    pub scale: [f32; 3],
+    /// NCHW (planes) rather than NHWC (interleaved).
+    pub planar: bool,
+}
+
+/// Bilinear resize (half-pixel centres, as OpenVINO's linear resize) of an rgb8 image into the
+/// model's f32 input, normalised per channel.
+pub(crate) fn resize_normalise(src: &[u8], (sw, sh): (u32, u32), dst: &mut [f32], (dw, dh): (u32, u32), n: &Normalise) {
+    let (sw, sh, dw, dh) = (sw as usize, sh as usize, dw as usize, dh as usize);
+    let (fx, fy) = (sw as f32 / dw as f32, sh as f32 / dh as f32);
+    let plane = dw * dh;
+    for y in 0..dh {
+        let sy = ((y as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
+        let (y0, wy) = (sy as usize, sy.fract());
+        let y1 = (y0 + 1).min(sh - 1);
+        for x in 0..dw {
+            let sx = ((x as f32 + 0.5) * fx - 0.5).clamp(0.0, (sw - 1) as f32);
+            let (x0, wx) = (sx as usize, sx.fract());
+            let x1 = (x0 + 1).min(sw - 1);
+            for c in 0..3 {
+                let at = |yy: usize, xx: usize| f32::from(src[(yy * sw + xx) * 3 + c]);
+                let top = at(y0, x0) * (1.0 - wx) + at(y0, x1) * wx;
+                let bottom = at(y1, x0) * (1.0 - wx) + at(y1, x1) * wx;
+                let value = (top * (1.0 - wy) + bottom * wy - n.mean[c]) / n.scale[c];
+                let index = if n.planar { c * plane + y * dw + x } else { (y * dw + x) * 3 + c };
+                dst[index] = value;
+            }
+        }
     }
 }
 
@@ -299,5 +368,44 @@ fn describe(error: &openvino::InferenceError) -> String {
             message.lines().filter(|l| !l.trim().is_empty()).take(6).collect::<Vec<_>>().join(" ")
         }
         _ => format!("{:?}", error.kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_normalisation_resizes_and_scales_per_channel() {
+        // 4x2 image: left half (R=0, G=100, B=200), right half (R=255, G=100, B=0).
+        let mut src = Vec::new();
+        for _ in 0..2 {
+            for x in 0..4 {
+                src.extend_from_slice(if x < 2 { &[0, 100, 200] } else { &[255, 100, 0] });
+            }
+        }
+        let n = Normalise { mean: [0.0, 100.0, 0.0], scale: [255.0, 1.0, 2.0], planar: true };
+        let mut dst = vec![f32::NAN; 2 * 1 * 3];
+        resize_normalise(&src, (4, 2), &mut dst, (2, 1), &n);
+        // Planes: R (x=0, x=1), G, B. Each output pixel samples the middle of its 2x2 block.
+        assert_eq!(dst, [0.0, 1.0, 0.0, 0.0, 100.0, 0.0]);
+        let interleaved = Normalise { planar: false, ..n };
+        resize_normalise(&src, (4, 2), &mut dst, (2, 1), &interleaved);
+        assert_eq!(dst, [0.0, 0.0, 100.0, 1.0, 0.0, 0.0]);
+        // Upscaling interpolates between neighbours: 1x... a 2-pixel row to 4 pixels.
+        let row = [0u8, 0, 0, 255, 255, 255];
+        let mut up = vec![0.0f32; 4 * 3];
+        resize_normalise(&row, (2, 1), &mut up, (4, 1), &Normalise { mean: [0.0; 3], scale: [1.0; 3], planar: false });
+        let reds: Vec<f32> = up.chunks(3).map(|p| p[0]).collect();
+        assert_eq!(reds, [0.0, 63.75, 191.25, 255.0]);
+    }
+
+    #[test]
+    fn place_puts_the_frame_at_its_offset() {
+        let frame = [1u8; 2 * 1 * 3];
+        let mut canvas = vec![0u8; 4 * 2 * 3];
+        place(&frame, 2, 4, (1, 1), &mut canvas);
+        let lit: Vec<usize> = canvas.chunks(3).enumerate().filter(|(_, p)| p[0] == 1).map(|(i, _)| i).collect();
+        assert_eq!(lit, [5, 6]); // row 1, columns 1 and 2
     }
 }

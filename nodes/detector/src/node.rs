@@ -3,16 +3,17 @@
 //! detection message is the end-to-end latency from capture.
 
 use crate::{Detection, Detector, DetectorOptions};
+use reflex_msgs::diagnostic_msgs::{DiagnosticArray, DiagnosticStatus, KeyValue};
 use reflex_msgs::reflex_msgs::MonitorEvent;
 use reflex_msgs::sensor_msgs::{Image, ImageView};
 use reflex_msgs::vision_msgs::{BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose};
 use reflex_runtime::spec::parse_params_value;
 use reflex_runtime::{
-    Direction, InputOptions, Node, NodeKind, NodeOptions, NodeSpec, OverflowPolicy, Port, RunError, Shutdown,
+    Direction, InputOptions, LatencyHistogram, Node, NodeKind, NodeOptions, NodeSpec, OverflowPolicy, Port, RunError, Shutdown,
 };
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const IMAGE: Port = Port {
     optional: false,
@@ -26,6 +27,13 @@ pub const DETECTIONS: Port = Port {
     name: "detections",
     topic: "perception/detections",
     type_name: "vision_msgs/msg/Detection2DArray",
+    direction: Direction::Output,
+};
+pub const DIAGNOSTICS: Port = Port {
+    optional: false,
+    name: "diagnostics",
+    topic: "/diagnostics",
+    type_name: "diagnostic_msgs/msg/DiagnosticArray",
     direction: Direction::Output,
 };
 
@@ -45,6 +53,8 @@ pub struct DetectorConfig {
     pub budget_ms: f64,
     /// Fault injection for benchmarks and benches: sleep this long before publishing each result.
     pub inject_delay_ms: f64,
+    /// Seconds between two reports on /diagnostics.
+    pub report_period_s: f64,
 }
 
 impl Default for DetectorConfig {
@@ -58,6 +68,7 @@ impl Default for DetectorConfig {
             score_threshold: None,
             budget_ms: 100.0,
             inject_delay_ms: 0.0,
+            report_period_s: 1.0,
         }
     }
 }
@@ -97,7 +108,7 @@ fn check(value: &serde_json::Value) -> Result<(), (String, String)> {
 pub const DETECTOR_KIND: NodeKind = NodeKind {
     name: "detector",
     summary: "object detection with OpenVINO: images in (latest wins), vision_msgs/Detection2DArray out",
-    ports: &[IMAGE, DETECTIONS],
+    ports: &[IMAGE, DETECTIONS, DIAGNOSTICS],
     parameters: &[
         ("model", "models/nanodet/nanodet.yaml", "model config (network file, labels, input, decoder)"),
         ("device", "CPU", "OpenVINO device: CPU, GPU, AUTO, ..."),
@@ -107,6 +118,7 @@ pub const DETECTOR_KIND: NodeKind = NodeKind {
         ("score_threshold", "", "overrides the model config's threshold"),
         ("budget_ms", "100", "execution budget of one frame; overruns become monitor events"),
         ("inject_delay_ms", "0", "fault injection: extra delay before each result is published"),
+        ("report_period_s", "1", "seconds between reports (rate, per-frame time, drops) on /diagnostics"),
     ],
     check_params: check,
     run,
@@ -125,16 +137,23 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let mut images = node.subscriber::<Image>(&spec.topic(&IMAGE), options)?;
     let mut output = node.publisher::<Detection2DArray>(&spec.topic(&DETECTIONS))?;
     let mut budget = node.budget("inference", Duration::from_secs_f64(config.budget_ms / 1e3));
+    let mut diagnostics = node.publisher::<DiagnosticArray>(&spec.topic(&DIAGNOSTICS))?;
     let labels = detector.config().labels.clone();
     let mut message = Detection2DArray::default();
     let (mut found, mut scratch) = (Vec::<Detection>::new(), Vec::<u8>::new());
     let mut bad_frames = 0u64;
+    // The first frames after start and after each recompile initialise; they are counted apart.
+    let mut stats = Stats { warmup: 2, ..Stats::default() };
+    let period = Duration::from_secs_f64(config.report_period_s.max(0.05));
+    let mut next_report = Instant::now() + period;
     tracing::info!(node = %spec.name, model = %config.model.display(), device = %config.device, input = images.key(), "detector ready");
     while !shutdown.is_requested() {
         node.wait_for_input(Duration::from_millis(100));
         while let Some(received) = images.recv_view::<ImageView>() {
+            let dequeued = Instant::now();
             let Ok(frame) = received else { continue }; // decode errors are counted and reported by the runtime
             let image = &frame.message;
+            let compiles_before = detector.compiles();
             let result = budget.run(|| {
                 let rgb = rgb_frame(image, &mut scratch)?;
                 detector.detect(rgb, image.width, image.height, &mut found).map_err(|e| e.to_string())
@@ -155,6 +174,29 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
             message.header.frame_id.push_str(image.header.frame_id);
             fill_message(&mut message, &found, &labels);
             output.publish(&message)?;
+            // Steady state only: a frame that compiled the model for a new size, and the one
+            // after it (first inference initialises), are counted apart.
+            if detector.compiles() != compiles_before {
+                stats.warmup = 2;
+            }
+            if stats.warmup > 0 {
+                stats.warmup -= 1;
+                stats.warmup_frames += 1;
+            } else {
+                stats.processing.record_ns(dequeued.elapsed().as_nanos() as i64);
+                if let Some(age) = frame.age_ns {
+                    stats.age_at_dequeue.record_ns(age);
+                }
+            }
+            stats.frames += 1;
+        }
+        if Instant::now() >= next_report {
+            next_report += period;
+            let report = stats.report(&spec.name, images.key(), images.dropped(), budget.overruns(), bad_frames);
+            let mut array = DiagnosticArray::default();
+            array.header.stamp = node.clock().now();
+            array.status = vec![report];
+            diagnostics.publish(&array)?;
         }
     }
     tracing::info!(
@@ -166,6 +208,43 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
         "detector stopped"
     );
     Ok(())
+}
+
+/// What the detector reports on /diagnostics: counts since start, steady-state times.
+#[derive(Default)]
+struct Stats {
+    frames: u64,
+    warmup: u32,
+    warmup_frames: u64,
+    /// From taking the frame off the queue to publishing its detections.
+    processing: LatencyHistogram,
+    /// Capture to dequeue: how old frames are when the detector starts on them.
+    age_at_dequeue: LatencyHistogram,
+}
+
+impl Stats {
+    fn report(&self, node: &str, input: &str, dropped: u64, overruns: u64, bad_frames: u64) -> DiagnosticStatus {
+        let ms = |h: &LatencyHistogram, q: f64| format!("{:.3}", h.quantile_ns(q) as f64 / 1e6);
+        let values = [
+            ("frames", self.frames.to_string()),
+            ("steady_frames", self.processing.count().to_string()),
+            ("warmup_frames", self.warmup_frames.to_string()),
+            ("dropped", dropped.to_string()),
+            ("bad_frames", bad_frames.to_string()),
+            ("budget_overruns", overruns.to_string()),
+            ("processing_p50_ms", ms(&self.processing, 0.5)),
+            ("processing_p99_ms", ms(&self.processing, 0.99)),
+            ("processing_max_ms", format!("{:.3}", self.processing.max_ns() as f64 / 1e6)),
+            ("age_at_dequeue_p50_ms", ms(&self.age_at_dequeue, 0.5)),
+        ];
+        DiagnosticStatus {
+            level: if self.frames == 0 { DiagnosticStatus::STALE } else { DiagnosticStatus::OK },
+            name: format!("{node}: detector"),
+            message: format!("{} frames from {input}", self.frames),
+            hardware_id: String::new(),
+            values: values.into_iter().map(|(key, value)| KeyValue { key: key.into(), value }).collect(),
+        }
+    }
 }
 
 /// The frame as tightly packed `rgb8`: the message's own bytes when they already are, else
