@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Every kind `reflex node KIND` can run.
 pub const KINDS: &[&NodeKind] = &[
+    &reflex_camera::CAMERA_KIND,
     &reflex_camera::TEST_PATTERN_KIND,
     &FRAME_STATS_KIND,
     &reflex_detector::DETECTOR_KIND,

@@ -26,9 +26,11 @@
 //! ```
 
 mod de;
+mod image;
 pub mod topics;
 mod types;
 
+pub use image::Mounting;
 pub use types::*;
 
 use serde::{de::DeserializeOwned, Serialize};

@@ -144,6 +144,10 @@ impl Aeb {
             if k[0] > 0.0 && k[4] > 0.0 {
                 (self.camera.fx, self.camera.cx, self.camera.fy, self.camera.cy) = (k[0], k[2], k[4], k[5]);
             }
+            // A camera that carries its mounting overrides the parameters.
+            if let Some(mounting) = info.message.mounting().filter(|m| m.height_m > 0.0) {
+                (self.camera.height_m, self.camera.pitch_rad) = (mounting.height_m, mounting.pitch_rad);
+            }
         }
         while let Some(state) = self.vehicle_state.recv() {
             self.speed_mps = Some(state.message.speed_mps);

@@ -155,7 +155,7 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
             let image = &frame.message;
             let compiles_before = detector.compiles();
             let result = budget.run(|| {
-                let rgb = rgb_frame(image, &mut scratch)?;
+                let rgb = image.to_rgb8(&mut scratch)?;
                 detector.detect(rgb, image.width, image.height, &mut found).map_err(|e| e.to_string())
             });
             if let Err(problem) = result {
@@ -245,41 +245,6 @@ impl Stats {
             values: values.into_iter().map(|(key, value)| KeyValue { key: key.into(), value }).collect(),
         }
     }
-}
-
-/// The frame as tightly packed `rgb8`: the message's own bytes when they already are, else
-/// converted (bgr8, rgba8, bgra8, mono8, row padding) into `scratch`.
-pub fn rgb_frame<'a>(image: &'a ImageView<'_>, scratch: &'a mut Vec<u8>) -> Result<&'a [u8], String> {
-    let (w, h) = (image.width as usize, image.height as usize);
-    let channels = match image.encoding {
-        "rgb8" | "bgr8" => 3,
-        "rgba8" | "bgra8" => 4,
-        "mono8" => 1,
-        other => return Err(format!("image encoding {other:?} is not supported (rgb8, bgr8, rgba8, bgra8, mono8)")),
-    };
-    let step = image.step as usize;
-    if w == 0 || h == 0 || step < w * channels || image.data.len() < step * (h - 1) + w * channels {
-        return Err(format!(
-            "image {}x{} {} with step {} has {} bytes: too few",
-            image.width, image.height, image.encoding, image.step, image.data.len()
-        ));
-    }
-    if image.encoding == "rgb8" && step == w * 3 {
-        return Ok(&image.data[..w * h * 3]);
-    }
-    scratch.clear();
-    scratch.reserve(w * h * 3);
-    for row in 0..h {
-        let line = &image.data[row * step..row * step + w * channels];
-        for px in line.chunks_exact(channels) {
-            match image.encoding {
-                "rgb8" | "rgba8" => scratch.extend_from_slice(&px[..3]),
-                "bgr8" | "bgra8" => scratch.extend_from_slice(&[px[2], px[1], px[0]]),
-                _ => scratch.extend_from_slice(&[px[0], px[0], px[0]]),
-            }
-        }
-    }
-    Ok(scratch)
 }
 
 /// Detections as `vision_msgs`: label strings as class ids, boxes in image pixels (centre and
