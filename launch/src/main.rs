@@ -95,6 +95,20 @@ enum Command {
     /// Run the detector on image files: one JSON line per detection (file, class, score, box in
     /// pixels); --annotate DIR writes the images with their boxes drawn.
     Detect(detect::DetectArgs),
+    /// Inject a fault into a running node (benches, HIL): `reflex fault detector --delay-ms 300`,
+    /// `reflex fault detector --clear`. The node logs it and reports it on /reflex/events.
+    Fault {
+        /// The node's name.
+        node: String,
+        /// Every message the node processes takes this much longer (inside its budget).
+        #[arg(long)]
+        delay_ms: Option<f64>,
+        /// Clear every injected fault.
+        #[arg(long, conflicts_with = "delay_ms")]
+        clear: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Print the versions of Reflex and the components it was built with.
     Version,
     /// Run a benchmark and print its table (baseline measured side by side in the same run).
@@ -197,6 +211,18 @@ fn run(command: Command) -> Result<bool> {
             supervise::launch(plan, &shutdown, Duration::from_millis(grace_ms))
         }
         Command::Detect(args) => detect::run(args),
+        Command::Fault { node, delay_ms, clear, target } => {
+            let body = match (delay_ms, clear) {
+                (Some(delay), _) => serde_json::json!({ "delay_ms": delay }),
+                (None, true) => serde_json::json!({ "clear": true }),
+                (None, false) => anyhow::bail!("say which fault: --delay-ms MS or --clear"),
+            };
+            let session = introspect::open(&target.transport(), Duration::from_secs(2))?;
+            let key = reflex_runtime::keys::fault_key(&target.prefix, &node);
+            zenoh::Wait::wait(session.put(&key, body.to_string())).map_err(|e| anyhow::anyhow!("cannot send the fault: {e}"))?;
+            eprintln!("sent {body} to {key}");
+            Ok(true)
+        }
         Command::Check { file, set } => {
             let overrides = launch_file::parse_overrides(&set).map_err(anyhow::Error::msg)?;
             match check::run_check(&file, &overrides) {

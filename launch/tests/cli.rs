@@ -69,7 +69,18 @@ fn deadline_benchmark_sees_every_breach() {
 fn reaction_benchmark_brakes_for_every_fault() {
     let (ok, stdout, stderr) = reflex(&["bench", "reaction", "--trials", "2"]);
     assert!(ok, "benchmark failed:\n{stderr}");
-    let counts: Vec<&str> =
-        stdout.lines().filter(|l| l.starts_with("| camera")).map(|l| l.split('|').nth(3).unwrap().trim()).collect();
-    assert_eq!(counts, ["2", "2"], "{stdout}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| camera") || l.starts_with("| detector"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    let faults: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    assert_eq!(
+        faults,
+        ["camera process killed (kill -9)", "camera frozen (SIGSTOP)", "detector process killed (kill -9)", "detector delayed 600 ms per frame"],
+        "{stdout}"
+    );
+    for row in &rows {
+        assert_eq!(row[3], "2", "two trials, each braked: {row:?}");
+    }
 }

@@ -547,5 +547,6 @@ pub mod reflex_msgs {
         pub const KIND_DECODE_ERROR: u8 = 3;
         pub const KIND_CALLBACK_FAILED: u8 = 4;
         pub const KIND_RECOVERED: u8 = 5;
+        pub const KIND_FAULT_INJECTED: u8 = 6;
     }
 }

@@ -1,18 +1,23 @@
 //! `reflex bench reaction`: from a fault to full braking at the arbiter's output, with the
-//! real processes of a launch (camera, monitor, arbiter under `reflex launch`).
+//! real processes of the vehicle chain under `reflex launch`: camera (test pattern), OpenVINO
+//! detector, AEB, monitor and arbiter.
 //!
 //! Faults, each repeated `--trials` times:
-//! - **kill**: `kill -9` of the camera process; measured from the kill.
-//! - **freeze**: `SIGSTOP` of the camera (the process lives, its liveliness token stays, only
-//!   its frames stop); measured from the deadline expiry (last frame + deadline), since no
-//!   monitor can know earlier.
-//! After each trial the camera is resumed or restarted (restart policy `always`) and the
-//! system must return to nominal before the next one.
+//! - **camera killed** / **detector killed**: `kill -9`; measured from the kill (the monitor
+//!   sees the liveliness token go).
+//! - **camera frozen**: `SIGSTOP` (the process lives, its token stays, only its frames stop);
+//!   measured from the deadline expiry (last frame + deadline): no monitor can know earlier.
+//! - **detector delayed**: every inference made `--delay-ms` longer through the run-time fault
+//!   key (beyond its budget and the detections deadline); measured from the detections
+//!   deadline expiry.
+//! After each trial the node is resumed, restarted (restart policy `always`) or its fault
+//! cleared, and the system must return to nominal before the next trial.
 
 use super::{emit, free_port, us};
 use anyhow::{bail, Context, Result};
 use reflex_msgs::reflex_msgs::BrakeRequest;
 use reflex_msgs::sensor_msgs::ImageView;
+use reflex_msgs::vision_msgs::Detection2DArray;
 use reflex_runtime::keys;
 use reflex_runtime::{InputOptions, LatencyHistogram, Node, NodeOptions, OverflowPolicy, TransportConfig};
 use std::path::PathBuf;
@@ -28,6 +33,12 @@ pub struct ReactionArgs {
     /// Deadline the monitor watches on the camera stream, ms.
     #[arg(long, default_value_t = 100.0)]
     deadline_ms: f64,
+    /// Deadline the monitor watches on the detections, ms.
+    #[arg(long, default_value_t = 200.0)]
+    detections_deadline_ms: f64,
+    /// Injected inference delay of the "detector delayed" fault, ms.
+    #[arg(long, default_value_t = 600.0)]
+    delay_ms: f64,
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -52,15 +63,20 @@ pub fn run(args: ReactionArgs) -> Result<()> {
     let port = free_port()?;
     let prefix = format!("reaction{port}");
     let file = std::env::temp_dir().join(format!("reflex-reaction-{port}.yaml"));
+    let restart = "restart: {policy: always, max_restarts: 1000, backoff_ms: 50, backoff_max_ms: 50}";
     std::fs::write(
         &file,
         format!(
             "zenoh: {{prefix: {prefix}, rendezvous_port: {port}}}\n\
              nodes:\n\
-             \x20 - name: camera\n    kind: test-pattern\n    params: {{fps: 30, width: 320, height: 240}}\n    required: false\n    restart: {{policy: always, max_restarts: 1000, backoff_ms: 50, backoff_max_ms: 50}}\n\
-             \x20 - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [camera]\n      watch: [{{topic: /camera/image, deadline_ms: {}}}]\n      startup_grace_s: 3\n      supervisor: {{stable_period_s: 0.3}}\n\
+             \x20 - name: camera\n    kind: test-pattern\n    params: {{fps: 30, width: 320, height: 240}}\n    required: false\n    {restart}\n\
+             \x20 - name: detector\n    kind: detector\n    params: {{budget_ms: 100}}\n    required: false\n    {restart}\n\
+             \x20 - name: aeb\n    kind: aeb\n\
+             \x20 - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [camera, detector]\n      \
+             watch: [{{topic: /camera/image, deadline_ms: {}}}, {{topic: /perception/detections, deadline_ms: {}}}]\n      \
+             startup_grace_s: 5\n      supervisor: {{stable_period_s: 0.3}}\n\
              \x20 - name: arbiter\n    kind: arbiter\n",
-            args.deadline_ms
+            args.deadline_ms, args.detections_deadline_ms
         ),
     )?;
     let exe = std::env::current_exe()?;
@@ -81,15 +97,18 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         observer.subscriber::<BrakeRequest>("/vehicle/brake_command", InputOptions::default().capacity(1024))?;
     let latest = InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest);
     let mut images = observer.subscriber::<reflex_msgs::sensor_msgs::Image>("/camera/image", latest)?;
+    let mut detections = observer.subscriber::<Detection2DArray>("/perception/detections", latest)?;
 
-    let mut last_frame_ns = 0i64;
-    // Waits for the command to be `level` (and `reason`, if given); returns when it was seen.
-    let mut wait_command = |level: u8, timeout: Duration, last_frame_ns: &mut i64| -> Result<i64> {
+    // Waits for the arbiter's command to reach `level`; returns when it was seen.
+    let mut wait_command = |level: u8, timeout: Duration, last: &mut (i64, i64)| -> Result<i64> {
         let start = Instant::now();
         loop {
             observer.wait_for_input(Duration::from_millis(2));
             while let Some(Ok(frame)) = images.recv_view::<ImageView>() {
-                *last_frame_ns = frame.source_timestamp_ns.unwrap_or(0).max(*last_frame_ns);
+                last.0 = frame.source_timestamp_ns.unwrap_or(0).max(last.0);
+            }
+            while let Some(found) = detections.recv() {
+                last.1 = found.source_timestamp_ns.unwrap_or(0).max(last.1);
             }
             while let Some(command) = commands.recv() {
                 if command.message.level == level {
@@ -101,8 +120,7 @@ pub fn run(args: ReactionArgs) -> Result<()> {
             }
         }
     };
-    eprintln!("waiting for the system to come up and settle");
-    let find_camera = |observer: &Node| -> Result<Option<i32>> {
+    let find_node = |observer: &Node, wanted: &str| -> Result<Option<i32>> {
         let replies = observer
             .session()
             .liveliness()
@@ -113,7 +131,7 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         while let Ok(reply) = replies.recv() {
             if let Ok(sample) = reply.result() {
                 if let Some((name, _, pid)) = keys::parse_liveliness_token(&prefix, sample.key_expr().as_str()) {
-                    if name == "camera" {
+                    if name == wanted {
                         return Ok(Some(pid as i32));
                     }
                 }
@@ -121,59 +139,76 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         }
         Ok(None)
     };
-    // The camera's pid from its liveliness token, waiting up to 10 s for it to (re)appear.
-    let camera_pid = |observer: &Node| -> Result<i32> {
+    // A node's pid from its liveliness token, waiting up to 20 s for it to (re)appear.
+    let pid_of = |observer: &Node, name: &str| -> Result<i32> {
         let since = Instant::now();
         loop {
-            if let Some(pid) = find_camera(observer)? {
+            if let Some(pid) = find_node(observer, name)? {
                 return Ok(pid);
             }
-            if since.elapsed() > Duration::from_secs(10) {
-                bail!("the camera is not running");
+            if since.elapsed() > Duration::from_secs(20) {
+                bail!("{name} is not running");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     };
+    let fault_key = keys::fault_key(&prefix, "detector");
+    let inject = |body: &str| -> Result<()> {
+        observer.session().put(&fault_key, body.to_string()).wait().map_err(anyhow::Error::msg)
+    };
 
-    // Up means: the camera runs and the arbiter commands no braking past its start-up grace
-    // (during which it also commands none, supervisor or not).
-    camera_pid(&observer)?;
+    // Up means: every node runs and the arbiter commands no braking past its start-up grace.
+    eprintln!("waiting for the system to come up and settle");
+    pid_of(&observer, "camera")?;
+    pid_of(&observer, "detector")?;
+    // Last arrival (the publisher's send time) of a frame and of a detections message.
+    let mut last = (0i64, 0i64);
     std::thread::sleep(Duration::from_secs(3));
-    wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(30), &mut last_frame_ns)?;
-    let (mut kill, mut freeze) = (LatencyHistogram::new(), LatencyHistogram::new());
+    wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(60), &mut last)?;
+    let faults = ["camera process killed (kill -9)", "camera frozen (SIGSTOP)", "detector process killed (kill -9)", "detector delayed"];
+    let mut histograms: Vec<LatencyHistogram> = faults.iter().map(|_| LatencyHistogram::new()).collect();
     let started = Instant::now();
     for trial in 0..args.trials {
-        // kill -9: from the kill to full braking.
-        let pid = camera_pid(&observer)?;
-        let killed_ns = clock.now_ns();
-        // SAFETY: signalling the camera process of our own launch.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        let braking = wait_command(BrakeRequest::LEVEL_FULL, Duration::from_secs(5), &mut last_frame_ns)?;
-        kill.record_ns(braking - killed_ns);
-        wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(30), &mut last_frame_ns)?; // restarted, recovered
-
-        // SIGSTOP: from the deadline expiry to full braking.
-        let pid = camera_pid(&observer)?;
-        // SAFETY: as above; SIGCONT follows.
-        unsafe { libc::kill(pid, libc::SIGSTOP) };
-        let braking = wait_command(BrakeRequest::LEVEL_FULL, Duration::from_secs(5), &mut last_frame_ns);
-        // SAFETY: resume it whatever happened.
-        unsafe { libc::kill(pid, libc::SIGCONT) };
-        let expiry = last_frame_ns + (args.deadline_ms * 1e6) as i64;
-        freeze.record_ns(braking? - expiry);
-        wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(30), &mut last_frame_ns)?;
+        for (fault, histogram) in histograms.iter_mut().enumerate() {
+            let reaction_ns = match fault {
+                0 | 2 => {
+                    let pid = pid_of(&observer, if fault == 0 { "camera" } else { "detector" })?;
+                    let killed_ns = clock.now_ns();
+                    // SAFETY: signalling a process of our own launch.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    wait_command(BrakeRequest::LEVEL_FULL, Duration::from_secs(5), &mut last)? - killed_ns
+                }
+                1 => {
+                    let pid = pid_of(&observer, "camera")?;
+                    // SAFETY: as above; SIGCONT follows whatever happens.
+                    unsafe { libc::kill(pid, libc::SIGSTOP) };
+                    let braking = wait_command(BrakeRequest::LEVEL_FULL, Duration::from_secs(5), &mut last);
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGCONT) };
+                    braking? - (last.0 + (args.deadline_ms * 1e6) as i64)
+                }
+                _ => {
+                    inject(&format!("{{\"delay_ms\": {}}}", args.delay_ms))?;
+                    let braking = wait_command(BrakeRequest::LEVEL_FULL, Duration::from_secs(5), &mut last);
+                    inject("{}")?;
+                    braking? - (last.1 + (args.detections_deadline_ms * 1e6) as i64)
+                }
+            };
+            histogram.record_ns(reaction_ns);
+            wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(60), &mut last)?; // back to nominal
+        }
         eprint!("\rtrial {}/{} ({:.0} s)", trial + 1, args.trials, started.elapsed().as_secs_f64());
     }
     eprintln!();
     let mut table = format!(
-        "Fault to full braking at the arbiter's output, camera + monitor + arbiter as processes under `reflex launch`, {} trials per fault, camera deadline {} ms; µs:\n\n",
-        args.trials, args.deadline_ms
+        "Fault to full braking at the arbiter's output; camera (30 fps) + OpenVINO detector + AEB + monitor + \
+         arbiter as processes under `reflex launch`, {} trials per fault; deadlines: camera {} ms, detections {} ms; µs:\n\n",
+        args.trials, args.deadline_ms, args.detections_deadline_ms
     );
     table.push_str("| fault | measured from | n | p50 | p99 | max |\n|---|---|---:|---:|---:|---:|\n");
-    for (fault, from, histogram) in [
-        ("camera process killed (kill -9)", "the kill", &kill),
-        ("camera frozen (SIGSTOP)", "the deadline expiry", &freeze),
-    ] {
+    let from = ["the kill", "the deadline expiry", "the kill", "the detections deadline expiry"];
+    for ((fault, from), histogram) in faults.iter().zip(from).zip(&histograms) {
+        let fault = if fault.ends_with("delayed") { format!("{fault} {} ms per frame", args.delay_ms) } else { fault.to_string() };
         table.push_str(&format!(
             "| {fault} | {from} | {} | {} | {} | {} |\n",
             histogram.count(),

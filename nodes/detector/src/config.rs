@@ -167,6 +167,20 @@ fn default_center_offset() -> f32 {
     0.5
 }
 
+/// Finds a relative model config path from wherever `reflex` runs: as given when it exists,
+/// else under the nearest ancestor of the working directory, then of the executable, that has
+/// it (so `models/nanodet/nanodet.yaml` works from any folder of a checkout). Absolute paths
+/// and paths found nowhere come back unchanged, for the error to name them.
+pub fn resolve_model_path(path: &Path) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let cwd = std::env::current_dir().ok();
+    let exe = std::env::current_exe().ok();
+    let roots = cwd.iter().flat_map(|d| d.ancestors()).chain(exe.iter().flat_map(|e| e.ancestors().skip(1)));
+    roots.map(|root| root.join(path)).find(|candidate| candidate.is_file()).unwrap_or_else(|| path.to_path_buf())
+}
+
 /// A model config, read and checked, with its paths resolved and its labels loaded.
 #[derive(Debug, Clone)]
 pub struct LoadedModelConfig {
@@ -199,7 +213,10 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl LoadedModelConfig {
+    /// Reads and checks a model config; a relative path is resolved with [`resolve_model_path`].
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let resolved = resolve_model_path(path);
+        let path = resolved.as_path();
         let error = |message: String| ConfigError { file: path.to_path_buf(), line: 0, column: 0, message };
         let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read model config: {e}")))?;
         let config: ModelConfig = serde_saphyr::from_str(&text).map_err(|e| {

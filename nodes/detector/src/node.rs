@@ -51,7 +51,8 @@ pub struct DetectorConfig {
     pub score_threshold: Option<f32>,
     /// Execution budget of one frame (copy in, inference, decoding), ms.
     pub budget_ms: f64,
-    /// Fault injection for benchmarks and benches: sleep this long before publishing each result.
+    /// Fault injection: every frame takes this much longer (inside the budget); see also the
+    /// run-time `delay_ms` fault (reflex_runtime::fault).
     pub inject_delay_ms: f64,
     /// Seconds between two reports on /diagnostics.
     pub report_period_s: f64,
@@ -117,7 +118,7 @@ pub const DETECTOR_KIND: NodeKind = NodeKind {
         ("threads", "0", "inference threads; 0: the device's default"),
         ("score_threshold", "", "overrides the model config's threshold"),
         ("budget_ms", "100", "execution budget of one frame; overruns become monitor events"),
-        ("inject_delay_ms", "0", "fault injection: extra delay before each result is published"),
+        ("inject_delay_ms", "0", "fault injection: every frame takes this much longer (inside the budget)"),
         ("report_period_s", "1", "seconds between reports (rate, per-frame time, drops) on /diagnostics"),
     ],
     check_params: check,
@@ -154,9 +155,14 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
             let Ok(frame) = received else { continue }; // decode errors are counted and reported by the runtime
             let image = &frame.message;
             let compiles_before = detector.compiles();
+            let injected = node.faults().delay() + Duration::from_secs_f64(config.inject_delay_ms / 1e3);
             let result = budget.run(|| {
                 let rgb = image.to_rgb8(&mut scratch)?;
-                detector.detect(rgb, image.width, image.height, &mut found).map_err(|e| e.to_string())
+                let result = detector.detect(rgb, image.width, image.height, &mut found).map_err(|e| e.to_string());
+                if !injected.is_zero() {
+                    std::thread::sleep(injected); // a stalled inference, on purpose
+                }
+                result
             });
             if let Err(problem) = result {
                 bad_frames += 1;
@@ -165,9 +171,6 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
                     node.report(MonitorEvent::KIND_DECODE_ERROR, images.key(), 0.0, 0.0, &problem);
                 }
                 continue;
-            }
-            if config.inject_delay_ms > 0.0 {
-                std::thread::sleep(Duration::from_secs_f64(config.inject_delay_ms / 1e3));
             }
             message.header.stamp = image.header.stamp;
             message.header.frame_id.clear();

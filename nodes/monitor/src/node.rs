@@ -205,6 +205,8 @@ pub fn run_monitor_on(
                     supervisor.raise(now, &source, Severity::SafeStop, "deadline missed")
                 }
                 MonitorEvent::KIND_RECOVERED => supervisor.clear(now, &source),
+                // Recorded by whoever records /reflex/events; the fault's effects are what count.
+                MonitorEvent::KIND_FAULT_INJECTED => None,
                 MonitorEvent::KIND_CALLBACK_FAILED => {
                     supervisor.raise(now, &source, Severity::SafeStop, "reflex failed")
                 }

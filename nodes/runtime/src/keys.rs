@@ -22,6 +22,11 @@ pub fn liveliness_token(prefix: &str, node: &str, host: &str, pid: u32) -> Strin
     format!("{}/{node}/{host}/{pid}", node_space(prefix))
 }
 
+/// Where a node listens for injected faults: `<prefix>/_fault/<name>` (see [`crate::fault`]).
+pub fn fault_key(prefix: &str, node: &str) -> String {
+    format!("{}/{node}", topic_key(prefix, "_fault"))
+}
+
 /// Key expression matching every node's liveliness token.
 pub fn all_nodes(prefix: &str) -> String {
     format!("{}/**", node_space(prefix))

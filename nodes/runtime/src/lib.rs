@@ -60,6 +60,7 @@
 
 pub mod attachment;
 pub mod clock;
+pub mod fault;
 pub mod keys;
 pub mod logging;
 pub mod node;

@@ -105,6 +105,8 @@ pub struct Node {
     shared: Arc<NodeShared>,
     watchdog: Option<JoinHandle<()>>,
     _liveliness: zenoh::liveliness::LivelinessToken,
+    faults: Arc<crate::fault::Faults>,
+    _fault_subscriber: zenoh::pubsub::Subscriber<()>,
 }
 
 struct NodeShared {
@@ -191,12 +193,37 @@ impl Node {
                 .map_err(|e| NodeError::Open(format!("cannot start the watchdog thread: {e}")))?
         };
         *shared.watchdog_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(watchdog.thread().clone());
+        let faults = Arc::new(crate::fault::Faults::default());
+        let fault_key = keys::fault_key(&shared.prefix, &shared.name);
+        let fault_subscriber = {
+            let session = shared.session.clone();
+            let (faults, shared) = (faults.clone(), Arc::downgrade(&shared));
+            session
+                .declare_subscriber(fault_key.clone())
+                .callback(move |sample| {
+                    let Some(shared) = shared.upgrade() else { return };
+                    match faults.apply_json(&sample.payload().to_bytes()) {
+                        Ok(now) => {
+                            tracing::warn!(node = %shared.name, "injected fault: {now}");
+                            shared.report(MonitorEvent::KIND_FAULT_INJECTED, "", 0.0, 0.0, &now);
+                        }
+                        Err(error) => tracing::warn!(node = %shared.name, "fault command refused: {error}"),
+                    }
+                })
+                .wait()
+                .map_err(|e| NodeError::Declare { what: "fault subscriber", key: fault_key, reason: e.to_string() })?
+        };
         tracing::info!(node = %shared.name, zid = %shared.session.zid(), shm = shared.shm.is_some(), "node up");
-        Ok(Self { shared, watchdog: Some(watchdog), _liveliness: liveliness })
+        Ok(Self { shared, watchdog: Some(watchdog), _liveliness: liveliness, faults, _fault_subscriber: fault_subscriber })
     }
 
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// Faults injected into this node at run time (see [`crate::fault`]).
+    pub fn faults(&self) -> &crate::fault::Faults {
+        &self.faults
     }
 
     pub fn clock(&self) -> &Clock {
@@ -397,6 +424,7 @@ pub fn event_kind_name(kind: u8) -> &'static str {
         MonitorEvent::KIND_DECODE_ERROR => "decode_error",
         MonitorEvent::KIND_CALLBACK_FAILED => "callback_failed",
         MonitorEvent::KIND_RECOVERED => "recovered",
+        MonitorEvent::KIND_FAULT_INJECTED => "fault_injected",
         _ => "unknown",
     }
 }
