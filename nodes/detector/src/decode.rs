@@ -127,6 +127,11 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// The inverse of the sigmoid (−∞ at 0, +∞ at 1).
+fn logit(p: f32) -> f32 {
+    (p / (1.0 - p)).ln()
+}
+
 /// Decodes candidates above `threshold` into `out` (boxes in model-input pixels), unsorted and
 /// before NMS. Shapes must have passed [`check_outputs`]; a tensor that is missing or too short
 /// here gives an error rather than a panic.
@@ -149,8 +154,14 @@ pub fn decode(
                 if score_data.len() < columns * rows * classes || box_data.len() < columns * rows * 4 * bins {
                     return Err(format!("outputs {score_name:?}/{box_name:?} are shorter than their shapes"));
                 }
+                // In probability space the threshold is compared directly; for logits, against its logit.
+                let raw_threshold = if *scores_are_probabilities { threshold } else { logit(threshold) };
                 for cell in 0..columns * rows {
                     let cell_scores = &score_data[cell * classes..(cell + 1) * classes];
+                    // Most cells hold nothing: one branch-free pass (vectorised) skips them.
+                    if !cell_scores.iter().fold(false, |any, &raw| any | (raw >= raw_threshold)) {
+                        continue;
+                    }
                     let mut distances: Option<[f32; 4]> = None;
                     for (class, &raw) in cell_scores.iter().enumerate() {
                         let score = if *scores_are_probabilities { raw } else { sigmoid(raw) };

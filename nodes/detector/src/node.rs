@@ -149,8 +149,20 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let mut next_report = Instant::now() + period;
     tracing::info!(node = %spec.name, model = %config.model.display(), device = %config.device, input = images.key(), "detector ready");
     while !shutdown.is_requested() {
-        node.wait_for_input(Duration::from_millis(100));
-        while let Some(received) = images.recv_view::<ImageView>() {
+        // Reports go out on time even when frames never stop coming.
+        if Instant::now() >= next_report {
+            next_report += period;
+            let report = stats.report(&spec.name, images.key(), images.dropped(), budget.overruns(), bad_frames);
+            let mut array = DiagnosticArray::default();
+            array.header.stamp = node.clock().now();
+            array.status = vec![report];
+            diagnostics.publish(&array)?;
+        }
+        {
+            let Some(received) = images.recv_view::<ImageView>() else {
+                node.wait_for_input(Duration::from_millis(50));
+                continue;
+            };
             let dequeued = Instant::now();
             let Ok(frame) = received else { continue }; // decode errors are counted and reported by the runtime
             let image = &frame.message;
@@ -192,14 +204,6 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
                 }
             }
             stats.frames += 1;
-        }
-        if Instant::now() >= next_report {
-            next_report += period;
-            let report = stats.report(&spec.name, images.key(), images.dropped(), budget.overruns(), bad_frames);
-            let mut array = DiagnosticArray::default();
-            array.header.stamp = node.clock().now();
-            array.status = vec![report];
-            diagnostics.publish(&array)?;
         }
     }
     tracing::info!(
