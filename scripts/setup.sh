@@ -4,7 +4,8 @@
 # project-local folder .local/ (git-ignored); nothing is installed into the system Python.
 #
 #   .local/venv/           Python 3 venv: openvino (runtime + benchmark_app), rosbags, numpy,
-#                          pillow + pyyaml (the detector reference check)
+#                          pillow + pyyaml (the detector reference check), mcap +
+#                          mcap-ros2-support (recordings checked by code we did not write)
 #   .local/openvino.env    exports OPENVINO_LIB=<path of libopenvino_c.so.VERSION>
 #
 # Debian's libclang-dev (bindgen for the V4L2 camera crate) is installed with apt-get when
@@ -54,9 +55,10 @@ if [[ ! -x "$LOCAL/venv/bin/python" ]]; then
         exit 1
     }
 fi
-say "installing openvino==$OPENVINO_VERSION rosbags==$ROSBAGS_VERSION numpy pillow pyyaml into .local/venv"
+say "installing openvino==$OPENVINO_VERSION rosbags==$ROSBAGS_VERSION numpy pillow pyyaml mcap mcap-ros2-support into .local/venv"
 "$LOCAL/venv/bin/python" -m pip install -q --disable-pip-version-check \
-    "openvino==$OPENVINO_VERSION" "rosbags==$ROSBAGS_VERSION" numpy pillow pyyaml
+    "openvino==$OPENVINO_VERSION" "rosbags==$ROSBAGS_VERSION" numpy pillow pyyaml \
+    "mcap==1.6.0" "mcap-ros2-support==0.6.0"
 
 # 4. Where the OpenVINO C library is: the wheel ships only the versioned file.
 lib="$(find "$LOCAL/venv" -name 'libopenvino_c.so.*' -type f | sort | tail -n 1)"

@@ -272,8 +272,9 @@ fn check_node<'a>(
             .map(|i| i.referenced)
             .or_else(|| node.remap.get(port.name).map(|r| r.referenced))
             .unwrap_or(at_name);
+        let external = node.inputs.get(port.name).is_some_and(|i| i.value.external);
         endpoints.push(Endpoint {
-            optional: port.optional,
+            optional: port.optional || external,
             node: name,
             port: port.name.to_string(),
             topic: spec.topic(port),

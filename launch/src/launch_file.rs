@@ -165,6 +165,10 @@ pub struct InputEntry {
     pub policy: Option<OverflowPolicy>,
     /// Maximum gap between messages before a deadline breach is raised.
     pub deadline_ms: Option<f64>,
+    /// Published from outside this launch (`reflex replay`, another computer): no node here
+    /// needs to publish it.
+    #[serde(default)]
+    pub external: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,6 +1,7 @@
 //! `reflex`: the command-line entry point of Reflex.
 
 mod bench;
+mod bag;
 mod check;
 mod detect;
 mod diagnostics;
@@ -31,7 +32,7 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct Target {
+pub struct Target {
     /// Key-expression prefix of the system to look at (the launch file's `zenoh.prefix`).
     #[arg(long, default_value = "reflex")]
     prefix: String,
@@ -41,7 +42,7 @@ struct Target {
 }
 
 impl Target {
-    fn transport(&self) -> TransportConfig {
+    pub fn transport(&self) -> TransportConfig {
         // Tools only connect (see introspect::open): they never take the rendezvous port.
         TransportConfig { prefix: self.prefix.clone(), connect: self.connect.clone(), ..TransportConfig::default() }
     }
@@ -95,6 +96,13 @@ enum Command {
     /// Run the detector on image files: one JSON line per detection (file, class, score, box in
     /// pixels); --annotate DIR writes the images with their boxes drawn.
     Detect(detect::DetectArgs),
+    /// Record topics to MCAP (ros2 profile, CDR, zstd): `reflex record -o drive.mcap /camera/* /perception/**`.
+    Record(bag::RecordArgs),
+    /// Replay an MCAP recording with its original timing: `reflex replay drive.mcap --rate 2`.
+    Replay(bag::ReplayArgs),
+    /// Look into recordings.
+    #[command(subcommand)]
+    Bag(BagCommand),
     /// Inject a fault into a running node (benches, HIL): `reflex fault detector --delay-ms 300`,
     /// `reflex fault detector --clear`. The node logs it and reports it on /reflex/events.
     Fault {
@@ -114,6 +122,12 @@ enum Command {
     /// Run a benchmark and print its table (baseline measured side by side in the same run).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BagCommand {
+    /// Duration, topics, types, counts and rates of an MCAP file (like `ros2 bag info`).
+    Info { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +225,9 @@ fn run(command: Command) -> Result<bool> {
             supervise::launch(plan, &shutdown, Duration::from_millis(grace_ms))
         }
         Command::Detect(args) => detect::run(args),
+        Command::Record(args) => bag::record(args),
+        Command::Replay(args) => bag::replay_command(args),
+        Command::Bag(BagCommand::Info { file }) => bag::info(&file),
         Command::Fault { node, delay_ms, clear, target } => {
             let body = match (delay_ms, clear) {
                 (Some(delay), _) => serde_json::json!({ "delay_ms": delay }),

@@ -180,6 +180,8 @@ pub struct TypeEntry {
     pub has_header: bool,
     /// Decodes a message of this type into JSON.
     pub to_json: fn(&[u8]) -> Result<serde_json::Value, DecodeError>,
+    /// The MCAP `ros2msg` schema text, with its dependencies (see [`schema_text`]).
+    pub schema: fn() -> String,
 }
 
 fn entry<T: Message>() -> TypeEntry {
@@ -187,7 +189,7 @@ fn entry<T: Message>() -> TypeEntry {
         let value: T = decode(bytes)?;
         Ok(serde_json::to_value(&value).expect("message types serialize to JSON"))
     }
-    TypeEntry { name: T::NAME, has_header: T::default().header().is_some(), to_json: to_json::<T> }
+    TypeEntry { name: T::NAME, has_header: T::default().header().is_some(), to_json: to_json::<T>, schema: schema_text::<T> }
 }
 
 /// The message type named `type_name` (e.g. `sensor_msgs/msg/Image`), if this crate has it.

@@ -4,6 +4,7 @@
 mod deadline;
 mod detector;
 mod reaction;
+mod record;
 mod transport;
 
 use anyhow::{bail, Context, Result};
@@ -25,6 +26,8 @@ pub enum BenchCommand {
     /// Detector time per frame (queue to publish) against OpenVINO's benchmark_app on the same
     /// model and hint, and the frame rate sustained from a 640x480 source.
     Detector(detector::DetectorArgs),
+    /// Recorder throughput: a 640x480 rgb8 stream at 30 fps into `reflex record`, zstd and none.
+    Record(record::RecordBenchArgs),
     /// (internal) The receiving process of `bench transport`.
     #[command(hide = true)]
     TransportSink(transport::SinkArgs),
@@ -39,6 +42,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Deadline(args) => deadline::run(args),
         BenchCommand::Reaction(args) => reaction::run(args),
         BenchCommand::Detector(args) => detector::run(args),
+        BenchCommand::Record(args) => record::run(args),
         BenchCommand::TransportSink(args) => transport::sink(args),
         BenchCommand::DeadlinePeer(args) => deadline::peer(args),
     }

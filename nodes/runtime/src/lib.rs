@@ -74,7 +74,10 @@ pub mod transport;
 
 pub use clock::Clock;
 pub use logging::{init_tracing, LogFormat};
-pub use node::{Budget, DeadlineWatch, InputOptions, Node, NodeError, NodeOptions, Publisher, Received, Subscriber};
+pub use node::{
+    Budget, DeadlineWatch, InputOptions, Node, NodeError, NodeOptions, Publisher, RawPublisher, RawSample, RawSubscriber,
+    Received, Subscriber,
+};
 pub use queue::OverflowPolicy;
 pub use reflex::{Reflex, ReflexContext};
 pub use shutdown::Shutdown;

@@ -221,6 +221,11 @@ impl Node {
         &self.shared.name
     }
 
+    /// The key-expression prefix of this node's system.
+    pub fn prefix(&self) -> &str {
+        &self.shared.prefix
+    }
+
     /// Faults injected into this node at run time (see [`crate::fault`]).
     pub fn faults(&self) -> &crate::fault::Faults {
         &self.faults
@@ -906,5 +911,113 @@ fn watchdog(shared: &NodeShared) {
                 std::thread::park_timeout(Duration::from_nanos(left as u64));
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Already-encoded CDR, for the recorder and replay: the same keys, attachments, shared memory
+// and endpoint tokens as the typed publishers and subscribers, without decoding.
+
+/// Publishes CDR bytes the caller vouches are a message of the type it was declared with.
+pub struct RawPublisher {
+    inner: zenoh::pubsub::Publisher<'static>,
+    _token: zenoh::liveliness::LivelinessToken,
+    key: String,
+    gid: [u8; 16],
+    sequence: i64,
+    shared: Arc<NodeShared>,
+}
+
+/// One received message: its CDR bytes, the publisher's attachment and the arrival time.
+pub struct RawSample<'a> {
+    pub key: &'a str,
+    pub payload: &'a [u8],
+    pub attachment: Option<Attachment>,
+    pub arrival_ns: i64,
+}
+
+/// Keeps a raw subscription alive; dropping it unsubscribes.
+pub struct RawSubscriber {
+    _inner: zenoh::pubsub::Subscriber<()>,
+    _token: zenoh::liveliness::LivelinessToken,
+}
+
+impl Node {
+    /// A publisher of pre-encoded `type_name` messages on `topic`.
+    pub fn raw_publisher(&self, topic: &str, type_name: &str) -> Result<RawPublisher, NodeError> {
+        let key = self.key(topic);
+        let inner = declare_publisher(&self.shared.session, &key)?;
+        let token = self.endpoint_token(EndpointKind::Publisher, topic, type_name)?;
+        let entity = self.shared.next_entity.fetch_add(1, Ordering::Relaxed);
+        Ok(RawPublisher {
+            inner,
+            _token: token,
+            key,
+            gid: gid(&self.shared.session, entity),
+            sequence: 0,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// Calls `callback` on zenoh's receive task for every message on `topic` (a topic name,
+    /// or a key expression with `*`/`**` relative to the prefix). The callback must not block:
+    /// copy the bytes out and return.
+    pub fn raw_subscriber(
+        &self,
+        topic: &str,
+        type_name: &str,
+        callback: impl Fn(RawSample<'_>) + Send + Sync + 'static,
+    ) -> Result<RawSubscriber, NodeError> {
+        let key = self.key(topic);
+        let token = self.endpoint_token(EndpointKind::Subscriber, topic, type_name)?;
+        let clock = self.shared.clock.clone();
+        let inner = self
+            .shared
+            .session
+            .declare_subscriber(key.clone())
+            .callback(move |sample| {
+                let arrival_ns = clock.now_ns();
+                let attachment = sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()));
+                let payload = sample.payload().to_bytes();
+                callback(RawSample { key: sample.key_expr().as_str(), payload: &payload, attachment, arrival_ns });
+            })
+            .wait()
+            .map_err(|e| NodeError::Declare { what: "subscriber", key, reason: e.to_string() })?;
+        Ok(RawSubscriber { _inner: inner, _token: token })
+    }
+}
+
+impl RawPublisher {
+    pub fn publish(&mut self, cdr: &[u8]) -> Result<(), NodeError> {
+        self.sequence += 1;
+        let attachment =
+            Attachment { sequence: self.sequence, source_timestamp_ns: self.shared.clock.now_ns(), gid: self.gid }
+                .encode();
+        let mut payload = None;
+        if let Some(shm) = self.shared.shm.as_ref().filter(|_| cdr.len() >= self.shared.shm_threshold_bytes) {
+            shm.garbage_collect();
+            if let Ok(mut chunk) = shm.alloc(cdr.len()).with_policy::<GarbageCollect>().wait() {
+                chunk[..].copy_from_slice(cdr);
+                payload = Some(ZBytes::from(chunk));
+            }
+        }
+        self.inner
+            .put(payload.unwrap_or_else(|| ZBytes::from(cdr)))
+            .attachment(attachment)
+            .wait()
+            .map_err(|e| NodeError::Publish { key: self.key.clone(), reason: e.to_string() })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sequence as u64
+    }
+
+    /// Whether any subscriber currently matches this topic.
+    pub fn has_subscribers(&self) -> bool {
+        self.inner.matching_status().wait().map(|status| status.matching()).unwrap_or(false)
     }
 }
