@@ -84,3 +84,20 @@ fn reaction_benchmark_brakes_for_every_fault() {
         assert_eq!(row[3], "2", "two trials, each braked: {row:?}");
     }
 }
+
+#[test]
+fn record_benchmark_keeps_every_frame() {
+    let (ok, stdout, stderr) = reflex(&["bench", "record", "--seconds", "2"]);
+    assert!(ok, "benchmark failed:\n{stderr}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| zstd") || l.starts_with("| none"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for row in rows {
+        let (sent, in_file, dropped): (u64, u64, u64) = (row[3].parse().unwrap(), row[4].parse().unwrap(), row[5].parse().unwrap());
+        assert!(sent >= 50, "{row:?}");
+        assert_eq!((in_file, dropped), (sent, 0), "every frame recorded: {row:?}");
+    }
+}

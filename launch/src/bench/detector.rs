@@ -7,7 +7,7 @@
 //! back) for latency, as `benchmark_app -api sync` does; free-running at the source rate for
 //! the frame rate.
 
-use super::{emit, free_port};
+use super::{emit, find_in_ancestors, free_port};
 use anyhow::{bail, Context, Result};
 use reflex_detector::LoadedModelConfig;
 use reflex_msgs::diagnostic_msgs::DiagnosticArray;
@@ -58,7 +58,7 @@ struct AppFigures {
 
 pub fn run(args: DetectorArgs) -> Result<()> {
     let config = LoadedModelConfig::load(&args.model).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let picture = image::open(&args.image).with_context(|| format!("cannot read {}", args.image.display()))?.into_rgb8();
+    let picture = image::open(find_in_ancestors(&args.image)).with_context(|| format!("cannot read {}", args.image.display()))?.into_rgb8();
     let (iw, ih) = (config.config.input.width, config.config.input.height);
 
     eprintln!("benchmark_app: {} iterations of {}", args.frames, config.model_path.display());

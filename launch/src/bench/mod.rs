@@ -48,6 +48,22 @@ pub fn run(command: BenchCommand) -> Result<()> {
     }
 }
 
+/// A relative path as given when it exists, else under the nearest ancestor of the working
+/// directory or of the executable that has it (fixtures found from anywhere in a checkout).
+fn find_in_ancestors(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let cwd = std::env::current_dir().ok();
+    let exe = std::env::current_exe().ok();
+    cwd.iter()
+        .flat_map(|d| d.ancestors())
+        .chain(exe.iter().flat_map(|e| e.ancestors().skip(1)))
+        .map(|root| root.join(path))
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// A free TCP port on loopback for this run's rendezvous, so concurrent runs stay apart.
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;

@@ -2,7 +2,7 @@
 //! 30 fps (frames of OpenCV's vtest video, so compression sees real pictures) recorded by
 //! `reflex record` as its own process, with zstd and, as the baseline, without compression.
 
-use super::{emit, free_port};
+use super::{emit, find_in_ancestors, free_port};
 use anyhow::{bail, Context, Result};
 use reflex_msgs::sensor_msgs::Image;
 use reflex_runtime::{Node, NodeOptions, TransportConfig};
@@ -31,7 +31,8 @@ pub struct RecordBenchArgs {
 
 pub fn run(args: RecordBenchArgs) -> Result<()> {
     let mut frames = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.pictures)
+    let pictures = find_in_ancestors(&args.pictures);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&pictures)
         .with_context(|| format!("cannot list {}", args.pictures.display()))?
         .flatten()
         .map(|e| e.path())

@@ -33,38 +33,26 @@ impl McapSource {
     /// Reads the frames of `topic` (or of the only image topic when `None`).
     pub fn open(file: &Path, topic: Option<&str>, size: Option<(u32, u32)>, looping: bool, rate: f64) -> Result<Self, SourceError> {
         let failed = |message: String| SourceError::Failed(format!("{}: {message}", file.display()));
-        let bytes = std::fs::read(file).map_err(|e| failed(format!("cannot read: {e}")))?;
-        // One pass over the messages (the summary section may be missing after a crash):
-        // every image channel's frames, then the chosen topic's.
+        // Every image channel's frames (the reader shared with replay tolerates a recording cut
+        // short by a crash: it plays up to the damage), then the chosen topic's.
+        let (messages, damage) = reflex_recorder::read_messages(file).map_err(SourceError::Failed)?;
+        if let Some(damage) = damage {
+            tracing::warn!(file = %file.display(), "recording {damage}; playing what precedes it");
+        }
         let mut by_topic: Vec<(String, Vec<Recorded>)> = Vec::new();
-        let stream = mcap::MessageStream::new(&bytes).map_err(|e| failed(format!("not a readable MCAP file: {e}")))?;
-        for (count, message) in stream.enumerate() {
-            let message = match message {
-                Ok(message) => message,
-                // A recording cut short (a crashed recorder) still plays up to the damage.
-                Err(e) if !by_topic.is_empty() => {
-                    tracing::warn!(file = %file.display(), messages = count, "recording damaged, playing what precedes it: {e}");
-                    break;
-                }
-                Err(e) if count == 0 => return Err(failed(format!("not a readable MCAP file: {e}"))),
-                Err(e) => return Err(failed(format!("damaged after {count} messages: {e}"))),
-            };
-            let schema = message.channel.schema.as_ref().map_or("", |s| s.name.as_str());
-            let compressed = match schema {
+        for message in messages {
+            let compressed = match message.type_name.as_str() {
                 COMPRESSED => true,
                 IMAGE => false,
                 _ => continue,
             };
-            if message.channel.message_encoding != "cdr" {
-                return Err(failed(format!(
-                    "topic {} is encoded as {:?}, not cdr",
-                    message.channel.topic, message.channel.message_encoding
-                )));
+            if message.encoding != "cdr" {
+                return Err(failed(format!("topic {} is encoded as {:?}, not cdr", message.topic, message.encoding)));
             }
-            let frame = Recorded { log_time_ns: message.log_time, compressed, data: message.data.into_owned() };
-            match by_topic.iter_mut().find(|(t, _)| *t == message.channel.topic) {
+            let frame = Recorded { log_time_ns: message.log_time_ns, compressed, data: message.data };
+            match by_topic.iter_mut().find(|(t, _)| *t == message.topic) {
                 Some((_, frames)) => frames.push(frame),
-                None => by_topic.push((message.channel.topic.clone(), vec![frame])),
+                None => by_topic.push((message.topic, vec![frame])),
             }
         }
         let names: Vec<String> = by_topic.iter().map(|(t, _)| t.clone()).collect();

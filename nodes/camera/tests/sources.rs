@@ -136,3 +136,17 @@ fn camera_info_carries_intrinsics_and_mounting() {
     let mounting = info.mounting().unwrap();
     assert!((mounting.height_m - 1.45).abs() < 1e-12 && (mounting.pitch_rad.to_degrees() - 3.0).abs() < 1e-9);
 }
+
+#[test]
+fn plays_the_vtest_recording_written_by_mcap_ros2_support() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recorder/tests/fixtures/vtest.mcap");
+    let mut source = McapSource::open(&file, None, Some((384, 288)), false, 1000.0).unwrap();
+    assert_eq!((source.len(), source.topic.as_str()), (50, "/camera/image/compressed"));
+    let mut frame = Vec::new();
+    let mut frames = 0;
+    while source.fill(&mut frame).is_ok() {
+        assert_eq!(frame.len(), 384 * 288 * 3);
+        frames += 1;
+    }
+    assert_eq!(frames, 50);
+}

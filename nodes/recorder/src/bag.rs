@@ -9,6 +9,8 @@ use std::path::Path;
 pub struct RecordedMessage {
     pub topic: String,
     pub type_name: String,
+    /// The channel's message encoding (`cdr` for ROS 2).
+    pub encoding: String,
     pub log_time_ns: u64,
     pub publish_time_ns: u64,
     pub data: Vec<u8>,
@@ -29,6 +31,7 @@ pub fn read_messages_from(bytes: &[u8]) -> Result<(Vec<RecordedMessage>, Option<
             Ok(message) => messages.push(RecordedMessage {
                 topic: message.channel.topic.clone(),
                 type_name: message.channel.schema.as_ref().map_or_else(String::new, |s| s.name.clone()),
+                encoding: message.channel.message_encoding.clone(),
                 log_time_ns: message.log_time,
                 publish_time_ns: message.publish_time,
                 data: message.data.into_owned(),
