@@ -7,8 +7,8 @@
 //! not brake for what it is not closing on.
 
 use crate::range::{CameraModel, PixelBox};
-use crate::threat::{most_critical, Level, Stager, ThreatConfig};
-use crate::tracker::{Measurement, Tracker, TrackerConfig};
+use crate::threat::{most_critical, Decision, Level, Stager, Threat, ThreatConfig};
+use crate::tracker::{Measurement, Track, Tracker, TrackerConfig};
 use reflex_msgs::reflex_msgs::{BrakeRequest, TrackedObject, TrackedObjectArray, VehicleState};
 use reflex_msgs::sensor_msgs::CameraInfo;
 use reflex_msgs::vision_msgs::Detection2DArray;
@@ -121,46 +121,52 @@ pub const AEB_KIND: NodeKind = NodeKind {
     run: run,
 };
 
-/// The reflex: state of the AEB between frames, and its side inputs.
-pub struct Aeb {
-    camera: CameraModel,
+/// The AEB without transport: detections in, a staged decision out. The node wraps it; the
+/// simulator's fast sweeps run it directly, so both exercise the same code.
+pub struct AebCore {
+    pub camera: CameraModel,
     min_score: f64,
     threat: ThreatConfig,
     tracker: Tracker,
     stager: Stager,
     measurements: Vec<Measurement>,
-    camera_info: Subscriber<CameraInfo>,
-    vehicle_state: Subscriber<VehicleState>,
-    /// Ego speed from the last VehicleState; `None` until one arrives (then nothing is gated).
-    speed_mps: Option<f64>,
-    tracks_out: Publisher<TrackedObjectArray>,
-    tracks: TrackedObjectArray,
 }
 
-impl Aeb {
-    fn refresh_side_inputs(&mut self) {
-        while let Some(info) = self.camera_info.recv() {
-            let k = info.message.k;
-            if k[0] > 0.0 && k[4] > 0.0 {
-                (self.camera.fx, self.camera.cx, self.camera.fy, self.camera.cy) = (k[0], k[2], k[4], k[5]);
-            }
-            // A camera that carries its mounting overrides the parameters.
-            if let Some(mounting) = info.message.mounting().filter(|m| m.height_m > 0.0) {
-                (self.camera.height_m, self.camera.pitch_rad) = (mounting.height_m, mounting.pitch_rad);
-            }
-        }
-        while let Some(state) = self.vehicle_state.recv() {
-            self.speed_mps = Some(state.message.speed_mps);
+impl AebCore {
+    pub fn new(config: &AebConfig) -> Self {
+        Self {
+            camera: CameraModel {
+                fx: config.fx,
+                fy: config.fy,
+                cx: config.cx,
+                cy: config.cy,
+                height_m: config.camera_height_m,
+                pitch_rad: config.camera_pitch_deg.to_radians(),
+            },
+            min_score: config.min_score,
+            threat: config.threat,
+            tracker: Tracker::new(config.tracker),
+            stager: Stager::new(config.threat),
+            measurements: Vec::new(),
         }
     }
-}
 
-impl Reflex for Aeb {
-    type Input = Detection2DArray;
-    type Output = BrakeRequest;
+    /// Takes intrinsics (and the mounting, when carried) from a CameraInfo.
+    pub fn set_camera(&mut self, info: &CameraInfo) {
+        let k = info.k;
+        if k[0] > 0.0 && k[4] > 0.0 {
+            (self.camera.fx, self.camera.cx, self.camera.fy, self.camera.cy) = (k[0], k[2], k[4], k[5]);
+        }
+        // A camera that carries its mounting overrides the parameters.
+        if let Some(mounting) = info.mounting().filter(|m| m.height_m > 0.0) {
+            (self.camera.height_m, self.camera.pitch_rad) = (mounting.height_m, mounting.pitch_rad);
+        }
+    }
 
-    fn react(&mut self, detections: &Detection2DArray, request: &mut BrakeRequest, context: &ReflexContext) -> bool {
-        self.refresh_side_inputs();
+    /// One frame's detections: ranges → tracks → the most critical in-path track → the staged
+    /// decision. `speed_mps` is the ego speed when known (a vehicle standing still closes on
+    /// nothing by itself).
+    pub fn step(&mut self, detections: &Detection2DArray, speed_mps: Option<f64>) -> (Decision, Option<(Track, Threat)>) {
         let stamp_ns = detections.header.stamp.as_nanos();
         self.measurements.clear();
         for detection in &detections.detections {
@@ -183,10 +189,50 @@ impl Reflex for Aeb {
             }
         }
         self.tracker.update(stamp_ns, &self.measurements);
-        // A vehicle standing still closes on nothing by itself.
-        let standing = self.speed_mps.is_some_and(|speed| speed.abs() < 0.1);
+        let standing = speed_mps.is_some_and(|speed| speed.abs() < 0.1);
         let critical = if standing { None } else { most_critical(self.tracker.tracks().iter(), &self.threat) };
         let decision = self.stager.step(stamp_ns, critical.as_ref().map(|(_, threat)| threat));
+        (decision, critical.map(|(track, threat)| (track.clone(), threat)))
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    pub fn threat_config(&self) -> &ThreatConfig {
+        &self.threat
+    }
+}
+
+/// The reflex: the core and the node's side inputs.
+pub struct Aeb {
+    core: AebCore,
+    camera_info: Subscriber<CameraInfo>,
+    vehicle_state: Subscriber<VehicleState>,
+    /// Ego speed from the last VehicleState; `None` until one arrives (then nothing is gated).
+    speed_mps: Option<f64>,
+    tracks_out: Publisher<TrackedObjectArray>,
+    tracks: TrackedObjectArray,
+}
+
+impl Aeb {
+    fn refresh_side_inputs(&mut self) {
+        while let Some(info) = self.camera_info.recv() {
+            self.core.set_camera(info.message);
+        }
+        while let Some(state) = self.vehicle_state.recv() {
+            self.speed_mps = Some(state.message.speed_mps);
+        }
+    }
+}
+
+impl Reflex for Aeb {
+    type Input = Detection2DArray;
+    type Output = BrakeRequest;
+
+    fn react(&mut self, detections: &Detection2DArray, request: &mut BrakeRequest, context: &ReflexContext) -> bool {
+        self.refresh_side_inputs();
+        let (decision, critical) = self.core.step(detections, self.speed_mps);
         request.header.stamp = detections.header.stamp;
         request.header.frame_id.clone_from(&detections.header.frame_id);
         request.level = decision.level as u8;
@@ -204,7 +250,7 @@ impl Reflex for Aeb {
 
         self.tracks.header.stamp = detections.header.stamp;
         self.tracks.objects.clear();
-        for track in self.tracker.confirmed() {
+        for track in self.core.tracker.confirmed() {
             let threat = crate::threat::Threat::from_track(track);
             self.tracks.objects.push(TrackedObject {
                 track_id: track.id,
@@ -213,7 +259,7 @@ impl Reflex for Aeb {
                 range_rate_mps: track.range_rate_mps(),
                 lateral_m: track.lateral_m,
                 time_to_collision_s: threat.decision_ttc_s(),
-                in_path: self.threat.in_path(track.lateral_m),
+                in_path: self.core.threat.in_path(track.lateral_m),
             });
         }
         if let Err(error) = self.tracks_out.publish(&self.tracks) {
@@ -228,19 +274,7 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
     let latest = InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest);
     let aeb = Aeb {
-        camera: CameraModel {
-            fx: config.fx,
-            fy: config.fy,
-            cx: config.cx,
-            cy: config.cy,
-            height_m: config.camera_height_m,
-            pitch_rad: config.camera_pitch_deg.to_radians(),
-        },
-        min_score: config.min_score,
-        threat: config.threat,
-        tracker: Tracker::new(config.tracker),
-        stager: Stager::new(config.threat),
-        measurements: Vec::new(),
+        core: AebCore::new(&config),
         camera_info: node.subscriber(&spec.topic(&CAMERA_INFO), latest)?,
         vehicle_state: node.subscriber(&spec.topic(&VEHICLE_STATE), latest)?,
         speed_mps: None,
