@@ -3,6 +3,7 @@
 mod bench;
 mod bag;
 mod check;
+mod sim;
 mod detect;
 mod diagnostics;
 mod introspect;
@@ -103,6 +104,9 @@ enum Command {
     /// Look into recordings.
     #[command(subcommand)]
     Bag(BagCommand),
+    /// Closed-loop simulation of Euro NCAP-style AEB scenarios (sim/scenarios/).
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
     /// Inject a fault into a running node (benches, HIL): `reflex fault detector --delay-ms 300`,
     /// `reflex fault detector --clear`. The node logs it and reports it on /reflex/events.
     Fault {
@@ -226,6 +230,7 @@ fn run(command: Command) -> Result<bool> {
         }
         Command::Detect(args) => detect::run(args),
         Command::Record(args) => bag::record(args),
+        Command::Sim(command) => sim::run(command),
         Command::Replay(args) => bag::replay_command(args),
         Command::Bag(BagCommand::Info { file }) => bag::info(&file),
         Command::Fault { node, delay_ms, clear, target } => {
