@@ -186,7 +186,11 @@ pub fn replay_command(args: ReplayArgs) -> Result<bool> {
     for (topic, count) in topics {
         eprintln!("  {topic}: {count}");
     }
-    eprintln!("replayed {} messages{}", stats.published, if options.lockstep.is_some() { format!(", {} answered in lock-step", stats.answered) } else { String::new() });
+    eprintln!(
+        "replayed {} messages{}",
+        stats.published,
+        if options.lockstep.is_some() { format!(", {} answered in lock-step", stats.answered) } else { String::new() }
+    );
     Ok(true)
 }
 

@@ -94,8 +94,16 @@ fn annotated_path(dir: &Path, image: &Path) -> PathBuf {
 /// A 3-pixel outline in a colour per class, with a score bar along the top edge (its length
 /// is the score) so strong and weak detections tell apart at a glance.
 fn draw_box(image: &mut image::RgbImage, d: &Detection) {
-    const PALETTE: [[u8; 3]; 8] =
-        [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230]];
+    const PALETTE: [[u8; 3]; 8] = [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+    ];
     let colour = image::Rgb(PALETTE[d.class % PALETTE.len()]);
     let (w, h) = image.dimensions();
     let clamp = |v: f32, max: u32| (v.max(0.0) as u32).min(max.saturating_sub(1));

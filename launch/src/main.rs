@@ -1,14 +1,14 @@
 //! `reflex`: the command-line entry point of Reflex.
 
-mod bench;
 mod bag;
+mod bench;
 mod check;
-mod sim;
 mod detect;
 mod diagnostics;
 mod introspect;
 mod kinds;
 mod launch_file;
+mod sim;
 mod supervise;
 
 use anyhow::{bail, Context, Result};
@@ -241,7 +241,8 @@ fn run(command: Command) -> Result<bool> {
             };
             let session = introspect::open(&target.transport(), Duration::from_secs(2))?;
             let key = reflex_runtime::keys::fault_key(&target.prefix, &node);
-            zenoh::Wait::wait(session.put(&key, body.to_string())).map_err(|e| anyhow::anyhow!("cannot send the fault: {e}"))?;
+            zenoh::Wait::wait(session.put(&key, body.to_string()))
+                .map_err(|e| anyhow::anyhow!("cannot send the fault: {e}"))?;
             eprintln!("sent {body} to {key}");
             Ok(true)
         }

@@ -89,7 +89,14 @@ pub fn run(command: SimCommand) -> Result<bool> {
         results.push(run_cell(cell, &config));
         if terminal {
             let filled = (index + 1) * 30 / cells.len();
-            eprint!("\r[{}{}] {}/{} cells: {} ", "#".repeat(filled), " ".repeat(30 - filled), index + 1, cells.len(), cell.label());
+            eprint!(
+                "\r[{}{}] {}/{} cells: {} ",
+                "#".repeat(filled),
+                " ".repeat(30 - filled),
+                index + 1,
+                cells.len(),
+                cell.label()
+            );
             let _ = std::io::stderr().flush();
         }
     }
@@ -182,7 +189,8 @@ fn grid(results: &[CellResult]) -> String {
     for r in results {
         let variant: Vec<String> =
             r.parameters.iter().filter(|(n, _)| n != "ego_speed_kmh").map(|(n, v)| format!("{n} {v}")).collect();
-        let name = if variant.is_empty() { r.scenario.clone() } else { format!("{} ({})", r.scenario, variant.join(", ")) };
+        let name =
+            if variant.is_empty() { r.scenario.clone() } else { format!("{} ({})", r.scenario, variant.join(", ")) };
         let speed = r.ego_speed_kmh.round() as i64;
         speeds.insert(speed);
         rows.entry(name).or_default().insert(speed, r.colour);
@@ -226,7 +234,10 @@ fn write_report(out: &Path, config: &RunConfig, results: &[CellResult]) -> Resul
         let slug: String = r.label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         let mut csv = String::from("t_s,gap_m,ego_speed_mps,target_speed_mps,decel_mps2,level\n");
         for s in &r.series {
-            csv.push_str(&format!("{:.4},{:.3},{:.3},{:.3},{:.3},{}\n", s.t_s, s.gap_m, s.ego_speed_mps, s.target_speed_mps, s.decel_mps2, s.level));
+            csv.push_str(&format!(
+                "{:.4},{:.3},{:.3},{:.3},{:.3},{}\n",
+                s.t_s, s.gap_m, s.ego_speed_mps, s.target_speed_mps, s.decel_mps2, s.level
+            ));
         }
         std::fs::write(series.join(format!("{slug}.csv")), csv)?;
     }

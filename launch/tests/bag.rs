@@ -71,12 +71,18 @@ impl Drop for Reflex {
 }
 
 fn node(name: &str, prefix: &str, port: u16) -> Node {
-    Node::new(NodeOptions::new(name).transport(TransportConfig { prefix: prefix.into(), ..TransportConfig::loopback(port) }))
-        .unwrap()
+    Node::new(
+        NodeOptions::new(name).transport(TransportConfig { prefix: prefix.into(), ..TransportConfig::loopback(port) }),
+    )
+    .unwrap()
 }
 
 fn wait_subscribed<T: Message>(publisher: &Publisher<T>) {
-    assert!(publisher.wait_for_subscribers(Duration::from_secs(20)), "the recorder never subscribed to {}", publisher.key());
+    assert!(
+        publisher.wait_for_subscribers(Duration::from_secs(20)),
+        "the recorder never subscribed to {}",
+        publisher.key()
+    );
 }
 
 fn pattern(len: usize, seed: usize) -> Vec<u8> {
@@ -96,7 +102,8 @@ fn publish_all<T: Message>(
         if let Some(seed) = seed {
             json["data_seed"] = seed.into();
         }
-        let entry = expected.entry(topic.to_string()).or_insert_with(|| serde_json::json!({"type": T::NAME, "messages": []}));
+        let entry =
+            expected.entry(topic.to_string()).or_insert_with(|| serde_json::json!({"type": T::NAME, "messages": []}));
         entry["messages"].as_array_mut().unwrap().push(json);
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -134,15 +141,43 @@ fn a_recording_decodes_in_python_mcap_to_the_values_written() {
     let frames = (0..4)
         .map(|k| {
             let data = pattern(640 * 480 * 3, k);
-            (Image { header: stamped(100 + k as i32, 5), width: 640, height: 480, encoding: "rgb8".into(), step: 1920, data: data.into(), ..Default::default() }, Some(k))
+            (
+                Image {
+                    header: stamped(100 + k as i32, 5),
+                    width: 640,
+                    height: 480,
+                    encoding: "rgb8".into(),
+                    step: 1920,
+                    data: data.into(),
+                    ..Default::default()
+                },
+                Some(k),
+            )
         })
         .collect();
     publish_all(&mut images, frames, &mut expected, "/camera/image");
     let jpegs = (0..3)
-        .map(|k| (CompressedImage { header: stamped(200, k as u32), format: "jpeg".into(), data: pattern(5000 + k, k).into() }, Some(k)))
+        .map(|k| {
+            (
+                CompressedImage {
+                    header: stamped(200, k as u32),
+                    format: "jpeg".into(),
+                    data: pattern(5000 + k, k).into(),
+                },
+                Some(k),
+            )
+        })
         .collect();
     publish_all(&mut compressed, jpegs, &mut expected, "/camera/image/compressed");
-    let info = CameraInfo::pinhole(640, 480, 500.5, 501.25, 320.0, 240.0, reflex_msgs::Mounting { height_m: 1.3, pitch_rad: 0.03 });
+    let info = CameraInfo::pinhole(
+        640,
+        480,
+        500.5,
+        501.25,
+        320.0,
+        240.0,
+        reflex_msgs::Mounting { height_m: 1.3, pitch_rad: 0.03 },
+    );
     publish_all(&mut infos, vec![(info, None)], &mut expected, "/camera/camera_info");
     let arrays = (0..3)
         .map(|k| {
@@ -160,14 +195,17 @@ fn a_recording_decodes_in_python_mcap_to_the_values_written() {
     publish_all(&mut detections, arrays, &mut expected, "/perception/detections");
     let requests = (0..5u8)
         .map(|k| {
-            (BrakeRequest {
-                header: stamped(400, u32::from(k)),
-                level: k % 4,
-                deceleration_mps2: -f64::from(k) * 1.5,
-                time_to_collision_s: 1.0 / (1.0 + f64::from(k)),
-                reason: format!("reason {k}"),
-                source: "aeb".into(),
-            }, None)
+            (
+                BrakeRequest {
+                    header: stamped(400, u32::from(k)),
+                    level: k % 4,
+                    deceleration_mps2: -f64::from(k) * 1.5,
+                    time_to_collision_s: 1.0 / (1.0 + f64::from(k)),
+                    reason: format!("reason {k}"),
+                    source: "aeb".into(),
+                },
+                None,
+            )
         })
         .collect();
     publish_all(&mut brakes, requests, &mut expected, "/aeb/brake_request");
@@ -178,7 +216,12 @@ fn a_recording_decodes_in_python_mcap_to_the_values_written() {
         hardware_id: "usb-1".into(),
         values: vec![KeyValue { key: "rate_hz".into(), value: "29.7".into() }],
     };
-    publish_all(&mut diagnostics, vec![(DiagnosticArray { header: stamped(500, 0), status: vec![status] }, None)], &mut expected, "/diagnostics");
+    publish_all(
+        &mut diagnostics,
+        vec![(DiagnosticArray { header: stamped(500, 0), status: vec![status] }, None)],
+        &mut expected,
+        "/diagnostics",
+    );
     std::thread::sleep(Duration::from_millis(500));
     let output = recorder.interrupt_and_wait();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -203,7 +246,12 @@ fn a_recording_decodes_in_python_mcap_to_the_values_written() {
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(info.status.success(), "{text}");
     assert!(text.contains("profile:     ros2") && text.contains("messages:    17") && text.contains("zstd"), "{text}");
-    assert!(text.lines().any(|l| l.trim_start().starts_with("/camera/image ") && l.contains(" 4 ") && l.contains("sensor_msgs/msg/Image")), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("/camera/image ")
+            && l.contains(" 4 ")
+            && l.contains("sensor_msgs/msg/Image")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -228,12 +276,14 @@ fn kill_9_loses_at_most_the_flush_window() {
     recorder.wait(Duration::from_secs(5));
 
     let (messages, damage) = reflex_recorder::read_messages(&file).expect("the file reads back");
-    let numbers: Vec<u32> = messages
-        .iter()
-        .map(|m| reflex_msgs::decode::<BrakeRequest>(&m.data).unwrap().header.stamp.nanosec)
-        .collect();
+    let numbers: Vec<u32> =
+        messages.iter().map(|m| reflex_msgs::decode::<BrakeRequest>(&m.data).unwrap().header.stamp.nanosec).collect();
     let lost = sent as usize - numbers.len();
-    println!("sent {sent}, read back {}, lost {lost} ({:.2} s at 100 Hz); damage: {damage:?}", numbers.len(), lost as f64 / 100.0);
+    println!(
+        "sent {sent}, read back {}, lost {lost} ({:.2} s at 100 Hz); damage: {damage:?}",
+        numbers.len(),
+        lost as f64 / 100.0
+    );
     assert!(!numbers.is_empty(), "nothing survived");
     assert_eq!(numbers, (1..=numbers.len() as u32).collect::<Vec<_>>(), "a gap-free prefix survives");
     // At most one flush period (100 messages) plus what was in flight at the kill.
@@ -255,8 +305,9 @@ fn lockstep_replay_through_the_detector_is_repeatable() {
     let launch_file = dir.join("detector.yaml");
     std::fs::write(&launch_file, format!("zenoh: {{prefix: {prefix}, rendezvous_port: {port}}}\nnodes:\n  - name: detector\n    kind: detector\n    inputs:\n      image: {{capacity: 4, policy: drop_newest, external: true}}\n")).unwrap();
     let observer = node("lockstep-observer", prefix, port);
-    let mut detections =
-        observer.subscriber::<Detection2DArray>("/perception/detections", InputOptions::default().capacity(256)).unwrap();
+    let mut detections = observer
+        .subscriber::<Detection2DArray>("/perception/detections", InputOptions::default().capacity(256))
+        .unwrap();
     let mut launch = Command::new(env!("CARGO_BIN_EXE_reflex"))
         .current_dir(root())
         .arg("launch")
@@ -269,19 +320,31 @@ fn lockstep_replay_through_the_detector_is_repeatable() {
     let recording = dir.join("detections.mcap");
     let mut runs: Vec<Vec<(i64, Vec<(String, i64, [i64; 4])>)>> = Vec::new();
     for run in 0..2 {
-        let recorder = (run == 0).then(|| Reflex::start(&["record", "-o", recording.to_str().unwrap(), "/perception/detections"], prefix, port));
+        let recorder = (run == 0).then(|| {
+            Reflex::start(&["record", "-o", recording.to_str().unwrap(), "/perception/detections"], prefix, port)
+        });
         if recorder.is_some() {
             std::thread::sleep(Duration::from_secs(1));
         }
         let mut replay = Reflex::start(
-            &["replay", fixture.to_str().unwrap(), "--decompress", "--lockstep", "/camera/image:/perception/detections"],
+            &[
+                "replay",
+                fixture.to_str().unwrap(),
+                "--decompress",
+                "--lockstep",
+                "/camera/image:/perception/detections",
+            ],
             prefix,
             port,
         );
         // The detector process starts with the first run: give lock-step time for its first answer.
         let output = replay.wait(Duration::from_secs(120));
         assert!(output.status.success(), "replay failed: {}", String::from_utf8_lossy(&output.stderr));
-        assert!(String::from_utf8_lossy(&output.stderr).contains("50 answered in lock-step"), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("50 answered in lock-step"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         std::thread::sleep(Duration::from_millis(300));
         let mut seen = Vec::new();
         while let Some(received) = detections.recv() {
@@ -292,8 +355,17 @@ fn lockstep_replay_through_the_detector_is_repeatable() {
                 .iter()
                 .map(|d| {
                     let b = &d.bbox;
-                    let corners = [b.center.position.x - b.size_x / 2.0, b.center.position.y - b.size_y / 2.0, b.size_x, b.size_y];
-                    (d.results[0].hypothesis.class_id.clone(), (d.results[0].hypothesis.score * 1e6).round() as i64, corners.map(|v| (v * 1e3).round() as i64))
+                    let corners = [
+                        b.center.position.x - b.size_x / 2.0,
+                        b.center.position.y - b.size_y / 2.0,
+                        b.size_x,
+                        b.size_y,
+                    ];
+                    (
+                        d.results[0].hypothesis.class_id.clone(),
+                        (d.results[0].hypothesis.score * 1e6).round() as i64,
+                        corners.map(|v| (v * 1e3).round() as i64),
+                    )
                 })
                 .collect();
             seen.push((message.header.stamp.as_nanos(), found));

@@ -77,7 +77,12 @@ fn reaction_benchmark_brakes_for_every_fault() {
     let faults: Vec<&str> = rows.iter().map(|r| r[1]).collect();
     assert_eq!(
         faults,
-        ["camera process killed (kill -9)", "camera frozen (SIGSTOP)", "detector process killed (kill -9)", "detector delayed 600 ms per frame"],
+        [
+            "camera process killed (kill -9)",
+            "camera frozen (SIGSTOP)",
+            "detector process killed (kill -9)",
+            "detector delayed 600 ms per frame"
+        ],
         "{stdout}"
     );
     for row in &rows {
@@ -96,7 +101,8 @@ fn record_benchmark_keeps_every_frame() {
         .collect();
     assert_eq!(rows.len(), 2, "{stdout}");
     for row in rows {
-        let (sent, in_file, dropped): (u64, u64, u64) = (row[3].parse().unwrap(), row[4].parse().unwrap(), row[5].parse().unwrap());
+        let (sent, in_file, dropped): (u64, u64, u64) =
+            (row[3].parse().unwrap(), row[4].parse().unwrap(), row[5].parse().unwrap());
         assert!(sent >= 50, "{row:?}");
         assert_eq!((in_file, dropped), (sent, 0), "every frame recorded: {row:?}");
     }

@@ -15,7 +15,11 @@ fn detect(args: &[&str], openvino_lib: Option<&str>) -> (bool, String, String) {
         command.env("OPENVINO_LIB", lib);
     }
     let output = command.output().unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
 }
 
 #[test]
@@ -36,16 +40,23 @@ fn prints_one_json_line_per_detection_and_draws_them() {
     let drawn = image::open(out.join("dog.png")).unwrap().into_rgb8();
     let original = image::open(root().join(image)).unwrap().into_rgb8();
     let bicycle = lines.iter().find(|l| l["class"] == "bicycle").unwrap()["box"].as_array().unwrap().clone();
-    let (x, y) = (((bicycle[0].as_f64().unwrap() + bicycle[2].as_f64().unwrap()) / 2.0) as u32, bicycle[1].as_f64().unwrap() as u32 + 1);
+    let (x, y) = (
+        ((bicycle[0].as_f64().unwrap() + bicycle[2].as_f64().unwrap()) / 2.0) as u32,
+        bicycle[1].as_f64().unwrap() as u32 + 1,
+    );
     assert_ne!(drawn.get_pixel(x, y), original.get_pixel(x, y), "no outline at ({x}, {y})");
     assert_eq!(drawn.dimensions(), original.dimensions());
 }
 
 #[test]
 fn a_missing_runtime_says_what_to_do() {
-    let (ok, stdout, stderr) = detect(&["nodes/detector/tests/fixtures/dog.png"], Some("/nonexistent/libopenvino_c.so.2641"));
+    let (ok, stdout, stderr) =
+        detect(&["nodes/detector/tests/fixtures/dog.png"], Some("/nonexistent/libopenvino_c.so.2641"));
     assert!(!ok && stdout.is_empty());
-    assert!(stderr.contains("OPENVINO_LIB=/nonexistent/libopenvino_c.so.2641") && stderr.contains("./scripts/setup.sh"), "{stderr}");
+    assert!(
+        stderr.contains("OPENVINO_LIB=/nonexistent/libopenvino_c.so.2641") && stderr.contains("./scripts/setup.sh"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -97,7 +108,8 @@ fn detector_benchmark_accounts_for_every_frame() {
     assert!(ratio.trim_end_matches('.').rsplit(' ').next().unwrap().parse::<f64>().unwrap() > 0.0, "{ratio}");
     // Frame-rate run: every frame sent was either answered or dropped (latest wins), none lost.
     let fps = rows.iter().find(|r| r[1] == "640x480 rgb8").expect("frame-rate row");
-    let (sent, answered, dropped): (u64, u64, u64) = (fps[3].parse().unwrap(), fps[4].parse().unwrap(), fps[6].parse().unwrap());
+    let (sent, answered, dropped): (u64, u64, u64) =
+        (fps[3].parse().unwrap(), fps[4].parse().unwrap(), fps[6].parse().unwrap());
     assert!(sent >= 20, "{fps:?}");
     assert_eq!(answered + dropped, sent, "{fps:?}");
 }

@@ -45,13 +45,18 @@ fn camera_folder_to_detector_over_zenoh() {
     )
     .unwrap();
     let observer = Node::new(
-        NodeOptions::new("perception-observer").transport(TransportConfig { prefix, ..TransportConfig::loopback(port) }),
+        NodeOptions::new("perception-observer")
+            .transport(TransportConfig { prefix, ..TransportConfig::loopback(port) }),
     )
     .unwrap();
-    let mut images = observer.subscriber::<reflex_msgs::sensor_msgs::Image>("/camera/image", InputOptions::default().capacity(64)).unwrap();
-    let mut infos = observer.subscriber::<CameraInfo>("/camera/camera_info", InputOptions::default().capacity(64)).unwrap();
-    let mut detections =
-        observer.subscriber::<Detection2DArray>("/perception/detections", InputOptions::default().capacity(64)).unwrap();
+    let mut images = observer
+        .subscriber::<reflex_msgs::sensor_msgs::Image>("/camera/image", InputOptions::default().capacity(64))
+        .unwrap();
+    let mut infos =
+        observer.subscriber::<CameraInfo>("/camera/camera_info", InputOptions::default().capacity(64)).unwrap();
+    let mut detections = observer
+        .subscriber::<Detection2DArray>("/perception/detections", InputOptions::default().capacity(64))
+        .unwrap();
     let _launch = Launch(
         Command::new(env!("CARGO_BIN_EXE_reflex"))
             .current_dir(root())
@@ -66,7 +71,9 @@ fn camera_folder_to_detector_over_zenoh() {
     let (mut image_stamps, mut first_image) = (BTreeSet::new(), None);
     let (mut messages, mut matched, mut dog_frame, mut crowd_frame, mut mounting) = (0, 0, false, false, None);
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) && !(messages >= 8 && dog_frame && crowd_frame && mounting.is_some()) {
+    while start.elapsed() < Duration::from_secs(60)
+        && !(messages >= 8 && dog_frame && crowd_frame && mounting.is_some())
+    {
         observer.wait_for_input(Duration::from_millis(50));
         while let Some(Ok(frame)) = images.recv_view::<ImageView>() {
             let stamp = frame.message.header.stamp.as_nanos();
@@ -86,7 +93,8 @@ fn camera_folder_to_detector_over_zenoh() {
             messages += 1;
             // Every detection message answers a frame the camera published, stamp for stamp.
             matched += usize::from(image_stamps.contains(&stamp));
-            let labels: Vec<&str> = message.detections.iter().map(|d| d.results[0].hypothesis.class_id.as_str()).collect();
+            let labels: Vec<&str> =
+                message.detections.iter().map(|d| d.results[0].hypothesis.class_id.as_str()).collect();
             dog_frame |= labels.contains(&"dog") && labels.contains(&"bicycle");
             crowd_frame |= labels.iter().filter(|l| **l == "person").count() >= 3;
             for d in &message.detections {

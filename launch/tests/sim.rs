@@ -10,7 +10,11 @@ fn root() -> PathBuf {
 
 fn sim(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_reflex")).current_dir(root()).arg("sim").args(args).output().unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
 }
 
 #[test]
@@ -18,7 +22,8 @@ fn ccrs_is_all_green_and_runs_repeat_bit_for_bit() {
     let out = |n: u32| std::env::temp_dir().join(format!("reflex-sim-ccrs-{}-{n}", std::process::id()));
     let (ok, stdout, stderr) = sim(&["suite", "ccrs", "--out", out(1).to_str().unwrap()]);
     assert!(ok, "{stderr}");
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out(1).join("results.json")).unwrap()).unwrap();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out(1).join("results.json")).unwrap()).unwrap();
     let cells = results["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 18, "9 speeds x 2 overlaps");
     for cell in cells {
@@ -33,25 +38,27 @@ fn ccrs_is_all_green_and_runs_repeat_bit_for_bit() {
 
     let (ok, _, stderr) = sim(&["suite", "ccrs", "--out", out(2).to_str().unwrap()]);
     assert!(ok, "{stderr}");
-    assert_eq!(std::fs::read(out(1).join("results.json")).unwrap(), std::fs::read(out(2).join("results.json")).unwrap());
+    assert_eq!(
+        std::fs::read(out(1).join("results.json")).unwrap(),
+        std::fs::read(out(2).join("results.json")).unwrap()
+    );
     // Another seed changes the noise, and so the numbers.
     let (ok, _, _) = sim(&["suite", "ccrs", "--seed", "2", "--out", out(3).to_str().unwrap()]);
     assert!(ok);
-    assert_ne!(std::fs::read(out(1).join("results.json")).unwrap(), std::fs::read(out(3).join("results.json")).unwrap());
+    assert_ne!(
+        std::fs::read(out(1).join("results.json")).unwrap(),
+        std::fs::read(out(3).join("results.json")).unwrap()
+    );
 }
 
 #[test]
 fn false_activation_checks_do_not_brake() {
     let out = std::env::temp_dir().join(format!("reflex-sim-fa-{}", std::process::id()));
-    let (ok, stdout, stderr) = sim(&[
-        "run",
-        "sim/scenarios/fa_adjacent.yaml",
-        "sim/scenarios/fa_parked.yaml",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, stdout, stderr) =
+        sim(&["run", "sim/scenarios/fa_adjacent.yaml", "sim/scenarios/fa_parked.yaml", "--out", out.to_str().unwrap()]);
     assert!(ok, "{stderr}");
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     for cell in results["cells"].as_array().unwrap() {
         assert_eq!(cell["expect"], "no_braking");
         assert!(cell["braking_time_s"].is_null(), "false activation: {cell}\n{stdout}");
@@ -68,7 +75,10 @@ fn a_bad_scenario_is_named_with_file_line_and_column() {
     std::fs::write(&file, "name: X\nego_speed_kmh: [30, -20]\nactors:\n  - {kind: car, speed_kmh: 0}\n").unwrap();
     let (ok, _, stderr) = sim(&["run", file.to_str().unwrap()]);
     assert!(!ok);
-    assert!(stderr.contains(&format!("{}:2:16:", file.display())) && stderr.contains("-20 must be above 0"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:2:16:", file.display())) && stderr.contains("-20 must be above 0"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = sim(&["run", "sim/scenarios/ccrs.yaml", "--perception", "full"]);
     assert!(!ok && stderr.contains("only `ground-truth` is built so far"), "{stderr}");
 }

@@ -16,7 +16,9 @@ impl<'a> ImageView<'a> {
             "rgb8" | "bgr8" => 3,
             "rgba8" | "bgra8" => 4,
             "mono8" => 1,
-            other => return Err(format!("image encoding {other:?} is not supported (rgb8, bgr8, rgba8, bgra8, mono8)")),
+            other => {
+                return Err(format!("image encoding {other:?} is not supported (rgb8, bgr8, rgba8, bgra8, mono8)"))
+            }
         };
         let step = self.step as usize;
         if w == 0 || h == 0 || step < w * channels || self.data.len() < step * (h - 1) + w * channels {

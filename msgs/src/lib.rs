@@ -189,7 +189,12 @@ fn entry<T: Message>() -> TypeEntry {
         let value: T = decode(bytes)?;
         Ok(serde_json::to_value(&value).expect("message types serialize to JSON"))
     }
-    TypeEntry { name: T::NAME, has_header: T::default().header().is_some(), to_json: to_json::<T>, schema: schema_text::<T> }
+    TypeEntry {
+        name: T::NAME,
+        has_header: T::default().header().is_some(),
+        to_json: to_json::<T>,
+        schema: schema_text::<T>,
+    }
 }
 
 /// The message type named `type_name` (e.g. `sensor_msgs/msg/Image`), if this crate has it.

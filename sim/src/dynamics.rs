@@ -23,7 +23,14 @@ pub struct EgoConfig {
 impl Default for EgoConfig {
     fn default() -> Self {
         // A passenger car: ~0.1 s hydraulic dead time, ~0.15 s build-up, 30 m/s³, 9.5 m/s² on dry asphalt.
-        Self { actuator_delay_s: 0.1, lag_s: 0.15, max_jerk_mps3: 30.0, max_decel_mps2: 9.5, length_m: 4.6, width_m: 1.8 }
+        Self {
+            actuator_delay_s: 0.1,
+            lag_s: 0.15,
+            max_jerk_mps3: 30.0,
+            max_decel_mps2: 9.5,
+            length_m: 4.6,
+            width_m: 1.8,
+        }
     }
 }
 

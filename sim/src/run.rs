@@ -129,8 +129,7 @@ pub fn run_cell(cell: &Cell, config: &RunConfig) -> CellResult {
         fcw_in_time: false,
         series: Vec::new(),
     };
-    let mut header = Header::default();
-    header.frame_id = "camera".into();
+    let mut header = Header { frame_id: "camera".into(), ..Default::default() };
     while t < cell.duration_s {
         // Contact and the nearest in-path object.
         let mut nearest: Option<(f64, f64)> = None; // (gap, closing speed)

@@ -140,11 +140,13 @@ impl std::error::Error for ScenarioError {}
 
 /// Reads a scenario file and expands its grid.
 pub fn load(path: &Path) -> Result<(ScenarioFile, Vec<Cell>), ScenarioError> {
-    let error = |line: u32, column: u32, message: String| ScenarioError { file: path.to_path_buf(), line, column, message };
+    let error =
+        |line: u32, column: u32, message: String| ScenarioError { file: path.to_path_buf(), line, column, message };
     let text = std::fs::read_to_string(path).map_err(|e| error(0, 0, format!("cannot read: {e}")))?;
     let file: ScenarioFile = serde_saphyr::from_str(&text).map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
-        let message = e.to_string().lines().next().unwrap_or("invalid YAML").trim().trim_start_matches("error: ").to_string();
+        let message =
+            e.to_string().lines().next().unwrap_or("invalid YAML").trim().trim_start_matches("error: ").to_string();
         let message = match message.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
             Some((_, rest)) => rest.to_string(),
             None => message,
@@ -180,7 +182,10 @@ fn expand(file: &ScenarioFile) -> Result<Vec<Cell>, (Location, String)> {
     let mut axes: Vec<(String, Vec<f64>)> = vec![("ego_speed_kmh".into(), ego)];
     for (index, actor) in file.actors.iter().enumerate() {
         let prefix = if file.actors.len() > 1 { format!("actor{index}.") } else { String::new() };
-        axes.push((format!("{prefix}speed_kmh"), values("speed_kmh", &actor.speed_kmh, non_negative, "must be 0 or more")?));
+        axes.push((
+            format!("{prefix}speed_kmh"),
+            values("speed_kmh", &actor.speed_kmh, non_negative, "must be 0 or more")?,
+        ));
         let optional = [
             ("lateral_m", &actor.lateral_m, None),
             ("impact_fraction", &actor.impact_fraction, Some((0.0, 1.0))),
@@ -200,7 +205,10 @@ fn expand(file: &ScenarioFile) -> Result<Vec<Cell>, (Location, String)> {
             return Err((actor.kind.referenced, "give start_ttc_s or start_distance_m, not both".into()));
         }
         if actor.heading == Heading::Along && actor.impact_fraction.is_some() {
-            return Err((actor.kind.referenced, "impact_fraction is for crossing actors (heading left or right)".into()));
+            return Err((
+                actor.kind.referenced,
+                "impact_fraction is for crossing actors (heading left or right)".into(),
+            ));
         }
     }
     if file.actors.is_empty() {
@@ -209,7 +217,8 @@ fn expand(file: &ScenarioFile) -> Result<Vec<Cell>, (Location, String)> {
     let mut cells = Vec::new();
     let mut index = vec![0usize; axes.len()];
     loop {
-        let chosen: Vec<(String, f64)> = axes.iter().zip(&index).map(|((name, values), &i)| (name.clone(), values[i])).collect();
+        let chosen: Vec<(String, f64)> =
+            axes.iter().zip(&index).map(|((name, values), &i)| (name.clone(), values[i])).collect();
         cells.push(make_cell(file, &chosen));
         // Next combination, last axis fastest.
         let mut axis = axes.len();
@@ -270,7 +279,8 @@ fn make_cell(file: &ScenarioFile, chosen: &[(String, f64)]) -> Cell {
             brake_decel_mps2: param("brake_decel_mps2").unwrap_or(0.0),
         });
     }
-    let parameters = chosen.iter().filter(|(name, _)| name == "ego_speed_kmh" || is_swept(file, name)).cloned().collect();
+    let parameters =
+        chosen.iter().filter(|(name, _)| name == "ego_speed_kmh" || is_swept(file, name)).cloned().collect();
     Cell {
         scenario: file.name.clone(),
         expect: file.expect,

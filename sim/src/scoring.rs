@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(colour(60.0, 20.0), Colour::Orange);
         assert_eq!(colour(80.0, 30.0), Colour::Brown);
         assert_eq!(colour(80.0, 30.5), Colour::Red);
-        assert_eq!([Colour::Green, Colour::Yellow, Colour::Orange, Colour::Brown, Colour::Red].map(Colour::points), [1.0, 0.75, 0.5, 0.25, 0.0]);
+        assert_eq!(
+            [Colour::Green, Colour::Yellow, Colour::Orange, Colour::Brown, Colour::Red].map(Colour::points),
+            [1.0, 0.75, 0.5, 0.25, 0.0]
+        );
         assert!(fcw_in_time(Some(2.1)) && !fcw_in_time(Some(1.7)) && !fcw_in_time(None));
     }
 }

@@ -188,7 +188,15 @@ mod tests {
     }
 
     fn car_at(x: f64, y: f64) -> Actor {
-        Actor { kind: ActorKind::Car, x_m: x, y_m: y, vx_mps: 0.0, vy_mps: 0.0, brake_at_s: None, brake_decel_mps2: 0.0 }
+        Actor {
+            kind: ActorKind::Car,
+            x_m: x,
+            y_m: y,
+            vx_mps: 0.0,
+            vy_mps: 0.0,
+            brake_at_s: None,
+            brake_decel_mps2: 0.0,
+        }
     }
 
     #[test]
@@ -200,9 +208,7 @@ mod tests {
         // Bottom: the road under the near face, 500 * 1.3 / 20 = 32.5 px below the centre.
         assert!((bottom - 272.5).abs() < 1e-6, "{bottom}");
         assert!(top < 240.0);
-        let estimate = camera()
-            .estimate(&reflex_aeb::range::PixelBox { left, top, right, bottom }, "car")
-            .unwrap();
+        let estimate = camera().estimate(&reflex_aeb::range::PixelBox { left, top, right, bottom }, "car").unwrap();
         assert!((estimate.range_m - 20.0).abs() < 1e-6 && estimate.lateral_m.abs() < 1e-9);
         assert!(project_box(&camera(), (640, 480), 21.5, &car).is_none(), "under 1 m: not seen whole");
         assert!(project_box(&camera(), (640, 480), 0.0, &car_at(22.0, 40.0)).is_none(), "far to the side");
@@ -225,7 +231,9 @@ mod tests {
         let noise = NoiseModel { dropout: 0.3, ..Default::default() };
         let run = |seed| {
             let mut rng = Rng::new(seed);
-            (0..50).map(|_| ground_truth(&camera(), (640, 480), 0.0, &actors, &noise, &mut rng, &header)).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| ground_truth(&camera(), (640, 480), 0.0, &actors, &noise, &mut rng, &header))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));

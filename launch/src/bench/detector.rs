@@ -7,16 +7,18 @@
 //! back) for latency, as `benchmark_app -api sync` does; free-running at the source rate for
 //! the frame rate.
 
-use super::{emit, find_in_ancestors, free_port};
+use super::{emit, find_in_ancestors, free_port, Interrupted};
 use anyhow::{bail, Context, Result};
 use reflex_detector::LoadedModelConfig;
 use reflex_msgs::diagnostic_msgs::DiagnosticArray;
 use reflex_msgs::sensor_msgs::Image;
 use reflex_msgs::vision_msgs::Detection2DArray;
-use reflex_runtime::{InputOptions, LatencyHistogram, Node, NodeOptions, NodeSpec, Publisher, Subscriber, TransportConfig};
+use reflex_runtime::{
+    InputOptions, LatencyHistogram, Node, NodeOptions, NodeSpec, Publisher, Subscriber, TransportConfig,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -58,7 +60,9 @@ struct AppFigures {
 
 pub fn run(args: DetectorArgs) -> Result<()> {
     let config = LoadedModelConfig::load(&args.model).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let picture = image::open(find_in_ancestors(&args.image)).with_context(|| format!("cannot read {}", args.image.display()))?.into_rgb8();
+    let picture = image::open(find_in_ancestors(&args.image))
+        .with_context(|| format!("cannot read {}", args.image.display()))?
+        .into_rgb8();
     let (iw, ih) = (config.config.input.width, config.config.input.height);
 
     eprintln!("benchmark_app: {} iterations of {}", args.frames, config.model_path.display());
@@ -77,7 +81,7 @@ pub fn run(args: DetectorArgs) -> Result<()> {
     // waiting when one is done (the source runs faster than the detector; latest wins).
     let mut node_rows = Vec::new();
     for (w, h) in [(iw, ih), (640, 480)] {
-        let _detector = DetectorProcess::start(&args, &transport)?;
+        let _detector = start_detector(&args, &transport)?;
         if !frames_out.wait_for_subscribers(Duration::from_secs(30)) {
             bail!("the detector process did not subscribe within 30 s");
         }
@@ -98,7 +102,8 @@ pub fn run(args: DetectorArgs) -> Result<()> {
             }
             let mut done = None;
             while let Some(received) = diagnostics.recv() {
-                done = done.or(detector_report(&received.message).filter(|r| num(r, "steady_frames") >= args.frames as f64));
+                done = done
+                    .or(detector_report(received.message).filter(|r| num(r, "steady_frames") >= args.frames as f64));
             }
             if let Some(report) = done {
                 break report;
@@ -112,7 +117,7 @@ pub fn run(args: DetectorArgs) -> Result<()> {
     let app_after = benchmark_app(&args, &config.model_path)?;
 
     // End to end with one frame in flight, then the rate sustained from a 30 fps camera.
-    let _detector = DetectorProcess::start(&args, &transport)?;
+    let _detector = start_detector(&args, &transport)?;
     if !frames_out.wait_for_subscribers(Duration::from_secs(30)) {
         bail!("the detector process did not subscribe within 30 s");
     }
@@ -150,7 +155,8 @@ pub fn run(args: DetectorArgs) -> Result<()> {
             received += 1;
         }
     }
-    let after = wait_report(&bench, &mut diagnostics, |r| num(r, "frames") >= num(&lock_step, "frames") + received as f64)?;
+    let after =
+        wait_report(&bench, &mut diagnostics, |r| num(r, "frames") >= num(&lock_step, "frames") + received as f64)?;
     let dropped = num(&after, "dropped") - num(&lock_step, "dropped");
 
     let app_median = (app_before.median + app_after.median) / 2.0;
@@ -213,7 +219,14 @@ pub fn run(args: DetectorArgs) -> Result<()> {
 
 fn frame_of(picture: &image::RgbImage, w: u32, h: u32) -> Image {
     let resized = image::imageops::resize(picture, w, h, image::imageops::FilterType::Triangle);
-    Image { width: w, height: h, encoding: "rgb8".into(), step: w * 3, data: resized.into_raw().into(), ..Default::default() }
+    Image {
+        width: w,
+        height: h,
+        encoding: "rgb8".into(),
+        step: w * 3,
+        data: resized.into_raw().into(),
+        ..Default::default()
+    }
 }
 
 /// Publishes the frame stamped now; returns the stamp in ns.
@@ -225,7 +238,12 @@ fn send(node: &Node, out: &mut Publisher<Image>, frame: &Image) -> Result<i64> {
 }
 
 /// Waits for the detections of the frame stamped `stamp_ns`; returns their arrival time.
-fn wait_detections(node: &Node, input: &mut Subscriber<Detection2DArray>, stamp_ns: i64, timeout: Duration) -> Result<i64> {
+fn wait_detections(
+    node: &Node,
+    input: &mut Subscriber<Detection2DArray>,
+    stamp_ns: i64,
+    timeout: Duration,
+) -> Result<i64> {
     let start = Instant::now();
     while start.elapsed() < timeout {
         node.wait_for_input(Duration::from_millis(20));
@@ -251,7 +269,7 @@ fn wait_report(
     while start.elapsed() < Duration::from_secs(10) {
         node.wait_for_input(Duration::from_millis(50));
         while let Some(received) = input.recv() {
-            if let Some(values) = detector_report(&received.message).filter(|r| done(r)) {
+            if let Some(values) = detector_report(received.message).filter(|r| done(r)) {
                 return Ok(values);
             }
         }
@@ -269,40 +287,23 @@ fn num(report: &BTreeMap<String, String>, key: &str) -> f64 {
     report.get(key).and_then(|v| v.parse().ok()).unwrap_or(0.0)
 }
 
-/// `reflex node detector` as a child process; SIGINT then kill on drop.
-struct DetectorProcess(Child);
-
-impl DetectorProcess {
-    fn start(args: &DetectorArgs, transport: &TransportConfig) -> Result<Self> {
-        let spec = NodeSpec {
-            name: "detector".into(),
-            params: serde_json::json!({
-                "model": args.model, "device": args.device, "hint": args.hint, "report_period_s": 0.2, "budget_ms": 1000.0,
-            }),
-            transport: transport.clone(),
-            ..Default::default()
-        };
-        let child = Command::new(std::env::current_exe()?)
-            .args(["node", "detector", "--spec", &serde_json::to_string(&spec)?])
-            .env("REFLEX_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start the detector process")?;
-        Ok(Self(child))
-    }
-}
-
-impl Drop for DetectorProcess {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `reflex node detector` as a child process, stopped when dropped.
+fn start_detector(args: &DetectorArgs, transport: &TransportConfig) -> Result<Interrupted> {
+    let spec = NodeSpec {
+        name: "detector".into(),
+        params: serde_json::json!({
+            "model": args.model, "device": args.device, "hint": args.hint, "report_period_s": 0.2, "budget_ms": 1000.0,
+        }),
+        transport: transport.clone(),
+        ..Default::default()
+    };
+    let child = Command::new(std::env::current_exe()?)
+        .args(["node", "detector", "--spec", &serde_json::to_string(&spec)?])
+        .env("REFLEX_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start the detector process")?;
+    Ok(Interrupted(child))
 }
 
 fn find_benchmark_app(explicit: Option<&Path>) -> PathBuf {
@@ -344,7 +345,7 @@ fn benchmark_app(args: &DetectorArgs, model: &Path) -> Result<AppFigures> {
     };
     let count = text
         .lines()
-        .find_map(|line| line.split_once("Count:")?.1.trim().split_whitespace().next()?.parse().ok())
+        .find_map(|line| line.split_once("Count:")?.1.split_whitespace().next()?.parse().ok())
         .unwrap_or(args.frames);
     Ok(AppFigures { median: figure("Median")?, average: figure("Average")?, max: figure("Max")?, count })
 }

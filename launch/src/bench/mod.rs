@@ -64,6 +64,23 @@ fn find_in_ancestors(path: &std::path::Path) -> std::path::PathBuf {
         .unwrap_or_else(|| path.to_path_buf())
 }
 
+/// A child process that is asked to stop (SIGINT: it finishes its work, a launch stops its
+/// nodes) when dropped, and killed if it has not exited 5 s later.
+struct Interrupted(std::process::Child);
+
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A free TCP port on loopback for this run's rendezvous, so concurrent runs stay apart.
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;

@@ -10,10 +10,11 @@
 //! - **detector delayed**: every inference made `--delay-ms` longer through the run-time fault
 //!   key (beyond its budget and the detections deadline); measured from the detections
 //!   deadline expiry.
+//!
 //! After each trial the node is resumed, restarted (restart policy `always`) or its fault
 //! cleared, and the system must return to nominal before the next trial.
 
-use super::{emit, free_port, us};
+use super::{emit, free_port, us, Interrupted};
 use anyhow::{bail, Context, Result};
 use reflex_msgs::reflex_msgs::BrakeRequest;
 use reflex_msgs::sensor_msgs::ImageView;
@@ -21,7 +22,7 @@ use reflex_msgs::vision_msgs::Detection2DArray;
 use reflex_runtime::keys;
 use reflex_runtime::{InputOptions, LatencyHistogram, Node, NodeOptions, OverflowPolicy, TransportConfig};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use zenoh::Wait;
 
@@ -42,21 +43,6 @@ pub struct ReactionArgs {
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
-}
-
-struct LaunchProcess(Child);
-
-impl Drop for LaunchProcess {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child; SIGINT lets it stop its nodes.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 pub fn run(args: ReactionArgs) -> Result<()> {
@@ -80,7 +66,7 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         ),
     )?;
     let exe = std::env::current_exe()?;
-    let _launch = LaunchProcess(
+    let _launch = Interrupted(
         Command::new(exe)
             .arg("launch")
             .arg(&file)
@@ -165,7 +151,12 @@ pub fn run(args: ReactionArgs) -> Result<()> {
     let mut last = (0i64, 0i64);
     std::thread::sleep(Duration::from_secs(3));
     wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(60), &mut last)?;
-    let faults = ["camera process killed (kill -9)", "camera frozen (SIGSTOP)", "detector process killed (kill -9)", "detector delayed"];
+    let faults = [
+        "camera process killed (kill -9)",
+        "camera frozen (SIGSTOP)",
+        "detector process killed (kill -9)",
+        "detector delayed",
+    ];
     let mut histograms: Vec<LatencyHistogram> = faults.iter().map(|_| LatencyHistogram::new()).collect();
     let started = Instant::now();
     for trial in 0..args.trials {
@@ -195,7 +186,8 @@ pub fn run(args: ReactionArgs) -> Result<()> {
                 }
             };
             histogram.record_ns(reaction_ns);
-            wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(60), &mut last)?; // back to nominal
+            wait_command(BrakeRequest::LEVEL_NONE, Duration::from_secs(60), &mut last)?;
+            // back to nominal
         }
         eprint!("\rtrial {}/{} ({:.0} s)", trial + 1, args.trials, started.elapsed().as_secs_f64());
     }
@@ -208,7 +200,11 @@ pub fn run(args: ReactionArgs) -> Result<()> {
     table.push_str("| fault | measured from | n | p50 | p99 | max |\n|---|---|---:|---:|---:|---:|\n");
     let from = ["the kill", "the deadline expiry", "the kill", "the detections deadline expiry"];
     for ((fault, from), histogram) in faults.iter().zip(from).zip(&histograms) {
-        let fault = if fault.ends_with("delayed") { format!("{fault} {} ms per frame", args.delay_ms) } else { fault.to_string() };
+        let fault = if fault.ends_with("delayed") {
+            format!("{fault} {} ms per frame", args.delay_ms)
+        } else {
+            fault.to_string()
+        };
         table.push_str(&format!(
             "| {fault} | {from} | {} | {} | {} | {} |\n",
             histogram.count(),

@@ -60,7 +60,15 @@ pub fn run(args: RecordBenchArgs) -> Result<()> {
         let recorder = Command::new(std::env::current_exe()?)
             .args(["record", "-o"])
             .arg(&file)
-            .args(["--compression", compression, "/camera/image", "--prefix", &prefix, "--connect", &format!("tcp/127.0.0.1:{port}")])
+            .args([
+                "--compression",
+                compression,
+                "/camera/image",
+                "--prefix",
+                &prefix,
+                "--connect",
+                &format!("tcp/127.0.0.1:{port}"),
+            ])
             .env("REFLEX_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -73,7 +81,13 @@ pub fn run(args: RecordBenchArgs) -> Result<()> {
         eprintln!("{compression}: {} s of {}x{} rgb8 at {} fps", args.seconds, args.width, args.height, args.fps);
         let period = Duration::from_secs_f64(1.0 / args.fps);
         let (start, mut next, mut sent) = (Instant::now(), Instant::now(), 0usize);
-        let mut image = Image { width: args.width, height: args.height, encoding: "rgb8".into(), step: args.width * 3, ..Default::default() };
+        let mut image = Image {
+            width: args.width,
+            height: args.height,
+            encoding: "rgb8".into(),
+            step: args.width * 3,
+            ..Default::default()
+        };
         while start.elapsed().as_secs_f64() < args.seconds {
             if let Some(wait) = next.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
@@ -92,7 +106,11 @@ pub fn run(args: RecordBenchArgs) -> Result<()> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let dropped: u64 = stderr
             .lines()
-            .find_map(|l| l.strip_prefix("recorded ").and_then(|r| r.rsplit_once("; ")).and_then(|(_, d)| d.split(' ').next()?.parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix("recorded ")
+                    .and_then(|r| r.rsplit_once("; "))
+                    .and_then(|(_, d)| d.split(' ').next()?.parse().ok())
+            })
             .with_context(|| format!("reflex record printed no summary:\n{stderr}"))?;
         let (messages, damage) = reflex_recorder::read_messages(&file).map_err(anyhow::Error::msg)?;
         if let Some(damage) = damage {

@@ -118,7 +118,7 @@ pub const AEB_KIND: NodeKind = NodeKind {
         ("threat.*", "", "warn_ttc_s 2.6, partial_ttc_s 1.8, full_ttc_s 1.2, max_decel_mps2 9, ..."),
     ],
     check_params: check,
-    run: run,
+    run,
 };
 
 /// The AEB without transport: detections in, a staged decision out. The node wraps it; the
@@ -166,7 +166,11 @@ impl AebCore {
     /// One frame's detections: ranges → tracks → the most critical in-path track → the staged
     /// decision. `speed_mps` is the ego speed when known (a vehicle standing still closes on
     /// nothing by itself).
-    pub fn step(&mut self, detections: &Detection2DArray, speed_mps: Option<f64>) -> (Decision, Option<(Track, Threat)>) {
+    pub fn step(
+        &mut self,
+        detections: &Detection2DArray,
+        speed_mps: Option<f64>,
+    ) -> (Decision, Option<(Track, Threat)>) {
         let stamp_ns = detections.header.stamp.as_nanos();
         self.measurements.clear();
         for detection in &detections.detections {

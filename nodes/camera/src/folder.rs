@@ -1,6 +1,6 @@
 //! An image folder: PNG and JPEG files in name order, looping, resized to one frame size.
 
-use crate::{fit, FrameSource, SourceError};
+use crate::{fit_into, FrameSource, SourceError};
 use std::path::{Path, PathBuf};
 
 pub struct ImageFolder {
@@ -28,7 +28,10 @@ impl ImageFolder {
             .collect();
         files.sort();
         let Some(first) = files.first() else {
-            return Err(SourceError::Failed(format!("image folder {} has no .png, .jpg or .jpeg files", folder.display())));
+            return Err(SourceError::Failed(format!(
+                "image folder {} has no .png, .jpg or .jpeg files",
+                folder.display()
+            )));
         };
         let (width, height) = match size {
             Some(size) => size,
@@ -68,9 +71,7 @@ impl FrameSource for ImageFolder {
         let image = image::open(path)
             .map_err(|e| SourceError::Failed(format!("{}: cannot read image: {e}", path.display())))?
             .into_rgb8();
-        let image = fit(image, self.width, self.height);
-        out.clear();
-        out.extend_from_slice(image.as_raw());
+        fit_into(image, (self.width, self.height), out);
         Ok(())
     }
 }

@@ -55,13 +55,15 @@ pub enum SourceError {
     Failed(String),
 }
 
-/// Resizes to exactly `width x height` (a no-op when it already is).
-pub(crate) fn fit(image: image::RgbImage, width: u32, height: u32) -> image::RgbImage {
-    if image.dimensions() == (width, height) {
+/// Writes `image` into `out` as packed rgb8 of exactly `size` (resized when it is not).
+pub(crate) fn fit_into(image: image::RgbImage, size: (u32, u32), out: &mut Vec<u8>) {
+    let image = if image.dimensions() == size {
         image
     } else {
-        image::imageops::resize(&image, width, height, image::imageops::FilterType::Triangle)
-    }
+        image::imageops::resize(&image, size.0, size.1, image::imageops::FilterType::Triangle)
+    };
+    out.clear();
+    out.extend_from_slice(image.as_raw());
 }
 
 /// Where frames come from.
@@ -178,7 +180,13 @@ impl CameraConfig {
                 Box::new(McapSource::open(&self.path, self.topic.as_deref(), self.size(), self.looping, self.rate)?)
             }
             #[cfg(feature = "v4l2")]
-            SourceKind::V4l2 => Box::new(V4l2Camera::open(&self.path.to_string_lossy(), w, h, self.fps.round() as u32, &self.pixel_format)?),
+            SourceKind::V4l2 => Box::new(V4l2Camera::open(
+                &self.path.to_string_lossy(),
+                w,
+                h,
+                self.fps.round() as u32,
+                &self.pixel_format,
+            )?),
             #[cfg(not(feature = "v4l2"))]
             SourceKind::V4l2 => {
                 return Err(SourceError::Failed(

@@ -1,7 +1,7 @@
 //! Frames from an MCAP recording: a `sensor_msgs/msg/Image` or `sensor_msgs/msg/CompressedImage`
 //! topic (JPEG or PNG), released with the recording's own timing (scaled by `rate`).
 
-use crate::{fit, FrameSource, Pace, SourceError};
+use crate::{fit_into, FrameSource, Pace, SourceError};
 use reflex_msgs::sensor_msgs::{CompressedImageView, ImageView};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,7 +31,13 @@ pub struct McapSource {
 
 impl McapSource {
     /// Reads the frames of `topic` (or of the only image topic when `None`).
-    pub fn open(file: &Path, topic: Option<&str>, size: Option<(u32, u32)>, looping: bool, rate: f64) -> Result<Self, SourceError> {
+    pub fn open(
+        file: &Path,
+        topic: Option<&str>,
+        size: Option<(u32, u32)>,
+        looping: bool,
+        rate: f64,
+    ) -> Result<Self, SourceError> {
         let failed = |message: String| SourceError::Failed(format!("{}: {message}", file.display()));
         // Every image channel's frames (the reader shared with replay tolerates a recording cut
         // short by a crash: it plays up to the damage), then the chosen topic's.
@@ -61,10 +67,13 @@ impl McapSource {
                 failed(format!("no image messages on topic {wanted}; image topics here: {}", list(&names)))
             })?,
             None if by_topic.len() == 1 => by_topic.pop().expect("one topic"),
-            None if by_topic.is_empty() => return Err(failed(format!("no {IMAGE} or {COMPRESSED} messages in the recording"))),
+            None if by_topic.is_empty() => {
+                return Err(failed(format!("no {IMAGE} or {COMPRESSED} messages in the recording")))
+            }
             None => return Err(failed(format!("several image topics ({}); choose one with `topic`", list(&names)))),
         };
-        let mut source = Self { frames, next: 0, looping, rate, width: 0, height: 0, started: None, scratch: Vec::new(), topic };
+        let mut source =
+            Self { frames, next: 0, looping, rate, width: 0, height: 0, started: None, scratch: Vec::new(), topic };
         let (width, height) = match size {
             Some(size) => size,
             None => {
@@ -139,9 +148,7 @@ impl FrameSource for McapSource {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let image = fit(self.decode(index)?, self.width, self.height);
-        out.clear();
-        out.extend_from_slice(image.as_raw());
+        fit_into(self.decode(index)?, (self.width, self.height), out);
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! V4L2/UVC cameras through nokhwa: device, resolution, rate and pixel format from parameters.
 //! Opening a missing or busy device is an error that names the device.
 
-use crate::{fit, FrameSource, Pace, SourceError};
+use crate::{fit_into, FrameSource, Pace, SourceError};
 use nokhwa::pixel_format::RgbFormat;
 use nokhwa::utils::{CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution};
 use nokhwa::Camera;
@@ -42,7 +42,9 @@ impl V4l2Camera {
             let present: Vec<String> = std::fs::read_dir("/dev")
                 .map(|d| {
                     d.flatten()
-                        .filter_map(|e| e.file_name().to_str().filter(|n| n.starts_with("video")).map(|n| format!("/dev/{n}")))
+                        .filter_map(|e| {
+                            e.file_name().to_str().filter(|n| n.starts_with("video")).map(|n| format!("/dev/{n}"))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -58,7 +60,9 @@ impl V4l2Camera {
             fps,
         )));
         let mut camera = Camera::new(index, requested).map_err(|e| failed(format!("cannot open: {e}")))?;
-        camera.open_stream().map_err(|e| failed(format!("cannot start streaming (busy, or the format is refused): {e}")))?;
+        camera
+            .open_stream()
+            .map_err(|e| failed(format!("cannot start streaming (busy, or the format is refused): {e}")))?;
         let got = camera.resolution();
         tracing::info!(device, width = got.width(), height = got.height(), format = %camera.frame_format(), "V4L2 camera streaming");
         Ok(Self { camera, device: device.to_string(), width, height })
@@ -88,9 +92,7 @@ impl FrameSource for V4l2Camera {
         } else {
             buffer.decode_image::<RgbFormat>().map_err(|e| failed(format!("cannot decode frame: {e}")))?
         };
-        let image = fit(image, self.width, self.height);
-        out.clear();
-        out.extend_from_slice(image.as_raw());
+        fit_into(image, (self.width, self.height), out);
         Ok(())
     }
 }

@@ -65,20 +65,45 @@ fn write_recording(path: &Path) {
     let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut writer = mcap::WriteOptions::new().profile("ros2").create(file).unwrap();
     let compressed_schema = writer
-        .add_schema("sensor_msgs/msg/CompressedImage", "ros2msg", reflex_msgs::schema_text::<CompressedImage>().as_bytes())
+        .add_schema(
+            "sensor_msgs/msg/CompressedImage",
+            "ros2msg",
+            reflex_msgs::schema_text::<CompressedImage>().as_bytes(),
+        )
         .unwrap();
     let raw_schema =
         writer.add_schema("sensor_msgs/msg/Image", "ros2msg", reflex_msgs::schema_text::<Image>().as_bytes()).unwrap();
     let compressed = writer.add_channel(compressed_schema, "/cam/compressed", "cdr", &BTreeMap::new()).unwrap();
     let raw = writer.add_channel(raw_schema, "/cam/raw", "cdr", &BTreeMap::new()).unwrap();
     for (i, file) in ["dog.png", "vtest_0000.png"].iter().enumerate() {
-        let message = CompressedImage { format: "png".into(), data: std::fs::read(fixtures().join(file)).unwrap().into(), ..Default::default() };
+        let message = CompressedImage {
+            format: "png".into(),
+            data: std::fs::read(fixtures().join(file)).unwrap().into(),
+            ..Default::default()
+        };
         let time = 1_000_000_000 + i as u64 * 100_000_000;
-        let header = mcap::records::MessageHeader { channel_id: compressed, sequence: i as u32, log_time: time, publish_time: time };
+        let header = mcap::records::MessageHeader {
+            channel_id: compressed,
+            sequence: i as u32,
+            log_time: time,
+            publish_time: time,
+        };
         writer.write_to_known_channel(&header, &reflex_msgs::encode(&message)).unwrap();
     }
-    let bgr = Image { width: 2, height: 1, encoding: "bgr8".into(), step: 6, data: vec![1, 2, 3, 4, 5, 6].into(), ..Default::default() };
-    let header = mcap::records::MessageHeader { channel_id: raw, sequence: 0, log_time: 1_000_000_000, publish_time: 1_000_000_000 };
+    let bgr = Image {
+        width: 2,
+        height: 1,
+        encoding: "bgr8".into(),
+        step: 6,
+        data: vec![1, 2, 3, 4, 5, 6].into(),
+        ..Default::default()
+    };
+    let header = mcap::records::MessageHeader {
+        channel_id: raw,
+        sequence: 0,
+        log_time: 1_000_000_000,
+        publish_time: 1_000_000_000,
+    };
     writer.write_to_known_channel(&header, &reflex_msgs::encode(&bgr)).unwrap();
     writer.finish().unwrap();
 }

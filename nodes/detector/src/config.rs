@@ -152,9 +152,7 @@ pub enum DecoderConfig {
     },
     /// YOLOv8-style: one output `[1, 4 + C, N]` with (cx, cy, w, h) in input pixels then C
     /// class scores (already probabilities).
-    Yolov8 {
-        output: String,
-    },
+    Yolov8 { output: String },
 }
 
 fn default_reg_max() -> usize {
@@ -273,7 +271,10 @@ impl ModelConfig {
             return Err(("layout", format!("layout {:?} is neither NHWC nor NCHW", input.layout)));
         }
         if input.normalises_on_cpu() && input.element != Element::F32 {
-            return Err(("mean", "mean and scale need `element: f32` (a u8 input cannot hold normalised values)".into()));
+            return Err((
+                "mean",
+                "mean and scale need `element: f32` (a u8 input cannot hold normalised values)".into(),
+            ));
         }
         if input.scale.is_some_and(|s| s.iter().any(|&v| !(v.is_finite() && v != 0.0))) {
             return Err(("scale", "scale values must be finite and non-zero".into()));
@@ -299,7 +300,7 @@ impl ModelConfig {
                     ),
                 ));
             }
-            if strides.is_empty() || strides.iter().any(|&s| s == 0) {
+            if strides.is_empty() || strides.contains(&0) {
                 return Err(("strides", "strides must be a non-empty list of positive numbers".into()));
             }
             if *reg_max == 0 || *reg_max > 64 {
@@ -326,7 +327,10 @@ fn find_key(text: &str, key: &str) -> (u32, u32) {
     for (number, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         let content = trimmed.strip_prefix("- ").unwrap_or(trimmed);
-        if content.starts_with(&format!("{key}:")) || line.contains(&format!(" {key}:")) || line.contains(&format!("{{{key}:")) {
+        if content.starts_with(&format!("{key}:"))
+            || line.contains(&format!(" {key}:"))
+            || line.contains(&format!("{{{key}:"))
+        {
             let column = line.find(&format!("{key}:")).unwrap_or(0) + 1;
             return (number as u32 + 1, column as u32);
         }
@@ -352,7 +356,8 @@ mod tests {
         dir
     }
 
-    const GOOD: &str = "model: m.xml\nlabels: labels.txt\ninput: {width: 416, height: 416}\ndecoder:\n  kind: yolov8\n  output: out\n";
+    const GOOD: &str =
+        "model: m.xml\nlabels: labels.txt\ninput: {width: 416, height: 416}\ndecoder:\n  kind: yolov8\n  output: out\n";
 
     #[test]
     fn a_good_config_loads_with_labels_and_defaults() {

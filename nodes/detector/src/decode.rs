@@ -204,7 +204,14 @@ pub fn decode(
                     continue;
                 }
                 let b = &box_data[i * 4..i * 4 + 4];
-                out.push(Detection { class: class as usize, score, x0: b[1] * w, y0: b[0] * h, x1: b[3] * w, y1: b[2] * h });
+                out.push(Detection {
+                    class: class as usize,
+                    score,
+                    x0: b[1] * w,
+                    y0: b[0] * h,
+                    x1: b[3] * w,
+                    y1: b[2] * h,
+                });
             }
         }
         DecoderConfig::Yolov8 { output } => {
@@ -379,7 +386,9 @@ mod tests {
         check_outputs(&config, (80, 80), 80, &shapes).unwrap();
         let error = check_outputs(&config, (80, 40), 80, &shapes).unwrap_err();
         assert!(error.contains("\"s\"") && error.contains("[1, 50, classes]") && error.contains("stride 8"), "{error}");
-        assert!(check_outputs(&config, (80, 80), 79, &shapes).unwrap_err().contains("80 classes but the labels file names 79"));
+        assert!(check_outputs(&config, (80, 80), 79, &shapes)
+            .unwrap_err()
+            .contains("80 classes but the labels file names 79"));
         let DecoderConfig::Nanodet { scores, boxes, strides, .. } = config.clone() else { unreachable!() };
         let more_bins = DecoderConfig::Nanodet {
             scores,

@@ -24,7 +24,13 @@ pub struct DetectorOptions {
 
 impl Default for DetectorOptions {
     fn default() -> Self {
-        Self { device: "CPU".into(), hint: "LATENCY".into(), precision: String::new(), threads: 0, score_threshold: None }
+        Self {
+            device: "CPU".into(),
+            hint: "LATENCY".into(),
+            precision: String::new(),
+            threads: 0,
+            score_threshold: None,
+        }
     }
 }
 
@@ -76,7 +82,8 @@ impl Detector {
         let config = LoadedModelConfig::load(config_path)?;
         crate::runtime::load().map_err(DetectorError::Runtime)?;
         let mut core = Core::new().map_err(|e| DetectorError::Runtime(format!("cannot start OpenVINO: {e}")))?;
-        let model_error = |message: String| DetectorError::Model { file: config.model_path.display().to_string(), message };
+        let model_error =
+            |message: String| DetectorError::Model { file: config.model_path.display().to_string(), message };
         let model_file = config.model_path.to_str().ok_or_else(|| model_error("path is not UTF-8".into()))?;
         let weights = if config.model_path.extension().is_some_and(|e| e == "xml") {
             config.model_path.with_extension("bin").to_string_lossy().into_owned()
@@ -97,15 +104,23 @@ impl Detector {
         for (key, value) in [
             (RwPropertyKey::HintPerformanceMode, options.hint.clone()),
             (RwPropertyKey::HintInferencePrecision, options.precision.clone()),
-            (RwPropertyKey::InferenceNumThreads, if options.threads > 0 { options.threads.to_string() } else { String::new() }),
+            (
+                RwPropertyKey::InferenceNumThreads,
+                if options.threads > 0 { options.threads.to_string() } else { String::new() },
+            ),
         ] {
             if !value.is_empty() {
                 core.set_property(&device, &key, &value).map_err(|e| {
-                    DetectorError::Runtime(format!("device {}: cannot set {key:?} = {value}: {}", options.device, describe(&e)))
+                    DetectorError::Runtime(format!(
+                        "device {}: cannot set {key:?} = {value}: {}",
+                        options.device,
+                        describe(&e)
+                    ))
                 })?;
             }
         }
-        let mut detector = Self { config, options, core, model, compiled: None, compiles: 0, candidates: Vec::with_capacity(1024) };
+        let mut detector =
+            Self { config, options, core, model, compiled: None, compiles: 0, candidates: Vec::with_capacity(1024) };
         let (w, h) = (detector.config.config.input.width, detector.config.config.input.height);
         detector.prepare(w, h)?;
         Ok(detector)
@@ -134,7 +149,8 @@ impl Detector {
         let (canvas, offset) = match input.resize {
             ResizeMode::Stretch => ((width, height), (0, 0)),
             ResizeMode::Letterbox => {
-                let scale = (f64::from(input.width) / f64::from(width)).min(f64::from(input.height) / f64::from(height));
+                let scale =
+                    (f64::from(input.width) / f64::from(width)).min(f64::from(input.height) / f64::from(height));
                 let cw = ((f64::from(input.width) / scale).round() as u32).max(width);
                 let ch = ((f64::from(input.height) / scale).round() as u32).max(height);
                 ((cw, ch), ((cw - width) / 2, (ch - height) / 2))
@@ -181,7 +197,10 @@ impl Detector {
             output_tensor.set_element_type(ElementType::F32).map_err(|e| error("outputs to f32", e))?;
         }
         let model = pipeline.build_new_model().map_err(|e| {
-            error(&format!("the model does not take a {}x{} input in {} layout", input.width, input.height, input.layout), e)
+            error(
+                &format!("the model does not take a {}x{} input in {} layout", input.width, input.height, input.layout),
+                e,
+            )
         })?;
         let device = DeviceType::from(self.options.device.as_str());
         let mut compiled = self.core.compile_model(&model, device).map_err(|e| {
@@ -194,7 +213,8 @@ impl Detector {
         let mut found = Vec::new();
         for name in &names {
             if let Ok(t) = request.get_tensor(name) {
-                let shape: Vec<usize> = t.get_shape().map(|s| s.get_dimensions().iter().map(|&d| d as usize).collect()).unwrap_or_default();
+                let shape: Vec<usize> =
+                    t.get_shape().map(|s| s.get_dimensions().iter().map(|&d| d as usize).collect()).unwrap_or_default();
                 found.push((name.clone(), shape, t));
             }
         }
@@ -211,7 +231,8 @@ impl Detector {
         })?;
         let mut input_tensor = tensor;
         input_tensor.get_raw_data_mut().map_err(|e| error("input", e))?.fill(if on_cpu { 0 } else { input.pad_value });
-        let cpu_canvas = if on_cpu { vec![input.pad_value; canvas.0 as usize * canvas.1 as usize * 3] } else { Vec::new() };
+        let cpu_canvas =
+            if on_cpu { vec![input.pad_value; canvas.0 as usize * canvas.1 as usize * 3] } else { Vec::new() };
         let outputs = found.into_iter().map(|(name, shape, _)| (name, shape)).collect();
         self.compiles += 1;
         self.compiled = Some(Compiled {
@@ -230,7 +251,13 @@ impl Detector {
 
     /// Runs the model on an `rgb8` frame; `out` receives the detections in frame pixels, best
     /// first, after non-maximum suppression.
-    pub fn detect(&mut self, rgb: &[u8], width: u32, height: u32, out: &mut Vec<Detection>) -> Result<(), DetectorError> {
+    pub fn detect(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        out: &mut Vec<Detection>,
+    ) -> Result<(), DetectorError> {
         out.clear();
         if rgb.len() != width as usize * height as usize * 3 || width == 0 || height == 0 {
             return Err(DetectorError::Frame { width, height, bytes: rgb.len() });
@@ -263,8 +290,14 @@ impl Detector {
         let threshold = self.options.score_threshold.unwrap_or(config.score_threshold);
         self.candidates.clear();
         let views = TensorOutputs(&compiled.fetched);
-        decode::decode(&config.decoder, (config.input.width, config.input.height), &views, threshold, &mut self.candidates)
-            .map_err(DetectorError::Inference)?;
+        decode::decode(
+            &config.decoder,
+            (config.input.width, config.input.height),
+            &views,
+            threshold,
+            &mut self.candidates,
+        )
+        .map_err(DetectorError::Inference)?;
         decode::nms(&mut self.candidates, config.nms_iou, config.max_detections);
         // Model-input pixels → canvas pixels → frame pixels, clamped to the frame.
         let sx = compiled.canvas.0 as f32 / config.input.width as f32;

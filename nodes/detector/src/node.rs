@@ -9,7 +9,8 @@ use reflex_msgs::sensor_msgs::{Image, ImageView};
 use reflex_msgs::vision_msgs::{BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose};
 use reflex_runtime::spec::parse_params_value;
 use reflex_runtime::{
-    Direction, InputOptions, LatencyHistogram, Node, NodeKind, NodeOptions, NodeSpec, OverflowPolicy, Port, RunError, Shutdown,
+    Direction, InputOptions, LatencyHistogram, Node, NodeKind, NodeOptions, NodeSpec, OverflowPolicy, Port, RunError,
+    Shutdown,
 };
 use serde::Deserialize;
 use std::path::PathBuf;

@@ -95,7 +95,10 @@ pub fn find() -> (Option<PathBuf>, Vec<String>) {
             return (Some(found), searched);
         }
         // An explicit setting that points nowhere is an error, not a reason to look elsewhere.
-        searched.push(format!("OPENVINO_LIB={} (neither a libopenvino_c.so.* file nor a folder holding one)", path.display()));
+        searched.push(format!(
+            "OPENVINO_LIB={} (neither a libopenvino_c.so.* file nor a folder holding one)",
+            path.display()
+        ));
         return (None, searched);
     }
     searched.push("OPENVINO_LIB (unset)".into());
@@ -144,7 +147,9 @@ fn in_site_packages(lib: &Path) -> Option<PathBuf> {
         .collect();
     pythons.sort();
     pythons.iter().rev().find_map(|python| {
-        ["site-packages", "dist-packages"].iter().find_map(|packages| newest_in(&python.join(packages).join("openvino/libs")))
+        ["site-packages", "dist-packages"]
+            .iter()
+            .find_map(|packages| newest_in(&python.join(packages).join("openvino/libs")))
     })
 }
 

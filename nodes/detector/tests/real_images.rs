@@ -109,7 +109,13 @@ fn equals_the_openvino_python_reference() {
     for (file, path) in files.iter().zip(&paths) {
         let ours = detect(&mut detector, file);
         let theirs: Vec<&Value> = reference.iter().filter(|r| r["file"] == path.to_str().unwrap()).collect();
-        assert_eq!(ours.len(), theirs.len(), "{file}: {} detections here, {} in the reference", ours.len(), theirs.len());
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "{file}: {} detections here, {} in the reference",
+            ours.len(),
+            theirs.len()
+        );
         for (d, r) in ours.iter().zip(&theirs) {
             assert_eq!(d.class as u64, r["class_index"].as_u64().unwrap(), "{file}: class differs: {d:?} vs {r}");
             let score = r["score"].as_f64().unwrap() as f32;

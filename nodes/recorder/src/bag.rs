@@ -96,7 +96,10 @@ impl BagInfo {
         info.start_ns = messages.iter().map(|m| m.log_time_ns).min().unwrap_or(0);
         info.end_ns = messages.iter().map(|m| m.log_time_ns).max().unwrap_or(0);
         for message in &messages {
-            let entry = info.topics.entry(message.topic.clone()).or_insert_with(|| (message.type_name.clone(), "cdr".into(), 0));
+            let entry = info
+                .topics
+                .entry(message.topic.clone())
+                .or_insert_with(|| (message.type_name.clone(), "cdr".into(), 0));
             entry.2 += 1;
         }
         Ok(info)
@@ -128,7 +131,8 @@ impl BagInfo {
         out.push_str(&format!("topics:\n  {:width$}  {:>8}  {:>9}  type\n", "topic", "count", "rate Hz"));
         for (topic, (type_name, encoding, count)) in &self.topics {
             // Intervals per second: n messages span n - 1 intervals.
-            let rate = if self.duration_s() > 0.0 && *count > 1 { (*count - 1) as f64 / self.duration_s() } else { 0.0 };
+            let rate =
+                if self.duration_s() > 0.0 && *count > 1 { (*count - 1) as f64 / self.duration_s() } else { 0.0 };
             out.push_str(&format!("  {topic:width$}  {count:>8}  {rate:>9.2}  {type_name} ({encoding})\n"));
         }
         out

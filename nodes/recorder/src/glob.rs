@@ -11,7 +11,9 @@ pub fn matches(pattern: &str, topic: &str) -> bool {
 fn match_segments(pattern: &[&str], topic: &[&str]) -> bool {
     match (pattern.first(), topic.first()) {
         (None, None) => true,
-        (Some(&"**"), _) => match_segments(&pattern[1..], topic) || (!topic.is_empty() && match_segments(pattern, &topic[1..])),
+        (Some(&"**"), _) => {
+            match_segments(&pattern[1..], topic) || (!topic.is_empty() && match_segments(pattern, &topic[1..]))
+        }
         (Some(p), Some(t)) => segment(p, t) && match_segments(&pattern[1..], &topic[1..]),
         _ => false,
     }

@@ -6,8 +6,8 @@ use mcap::records::MessageHeader;
 use reflex_msgs::reflex_msgs::MonitorEvent;
 use reflex_runtime::keys::{self, EndpointKind};
 use reflex_runtime::spec::parse_params_value;
-use reflex_runtime::{NodeKind, NodeOptions, NodeSpec, RawSubscriber, RunError, Shutdown};
 use reflex_runtime::Node;
+use reflex_runtime::{NodeKind, NodeOptions, NodeSpec, RawSubscriber, RunError, Shutdown};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -263,7 +263,8 @@ impl Recorder {
                 let pending = Pending {
                     channel: index,
                     log_time_ns: sample.arrival_ns.max(0) as u64,
-                    publish_time_ns: sample.attachment.map_or(sample.arrival_ns, |a| a.source_timestamp_ns).max(0) as u64,
+                    publish_time_ns: sample.attachment.map_or(sample.arrival_ns, |a| a.source_timestamp_ns).max(0)
+                        as u64,
                     data: sample.payload.to_vec(),
                 };
                 if let Err(TrySendError::Full(_)) = sender.try_send(pending) {
@@ -273,7 +274,12 @@ impl Recorder {
             })?
         };
         tracing::info!(topic, type_name, "recording");
-        self.channels.push(Channel { topic: topic.into(), type_name: type_name.into(), dropped, _subscriber: subscriber });
+        self.channels.push(Channel {
+            topic: topic.into(),
+            type_name: type_name.into(),
+            dropped,
+            _subscriber: subscriber,
+        });
         Ok(())
     }
 
@@ -291,7 +297,8 @@ impl Recorder {
                     Some(&id) => id,
                     None => {
                         let entry = reflex_msgs::find_type(&channel.type_name).expect("checked at discovery");
-                        let id = output.writer.add_schema(&channel.type_name, "ros2msg", (entry.schema)().as_bytes())?;
+                        let id =
+                            output.writer.add_schema(&channel.type_name, "ros2msg", (entry.schema)().as_bytes())?;
                         output.schemas.insert(channel.type_name.clone(), id);
                         id
                     }
@@ -338,8 +345,14 @@ impl Recorder {
         let writer = options.create(BufWriter::with_capacity(1 << 20, file))?;
         tracing::info!(file = %path.display(), "recording to");
         self.stats.files.push(path.clone());
-        self.output =
-            Some(Output { writer, path, opened: Instant::now(), ids: HashMap::new(), schemas: HashMap::new(), sequence: 0 });
+        self.output = Some(Output {
+            writer,
+            path,
+            opened: Instant::now(),
+            ids: HashMap::new(),
+            schemas: HashMap::new(),
+            sequence: 0,
+        });
         Ok(())
     }
 

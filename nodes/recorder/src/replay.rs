@@ -98,7 +98,9 @@ pub fn replay(
         .filter(|m| options.topics.is_empty() || options.topics.iter().any(|p| glob::matches(p, &m.topic)))
         .collect();
     if messages.is_empty() {
-        return Err(format!("{}: nothing to replay (no message matches the topics and time range)", path.display()).into());
+        return Err(
+            format!("{}: nothing to replay (no message matches the topics and time range)", path.display()).into()
+        );
     }
     let span_ns = messages.last().expect("non-empty").log_time_ns - messages[0].log_time_ns;
 
@@ -165,8 +167,9 @@ pub fn replay(
                         .map_err(|e| format!("lock-step input {topic} has no header: {e}"))?
                         .stamp
                         .as_nanos();
-                    wait_answer(answers, stamp, options.lockstep_timeout, shutdown)
-                        .map_err(|e| format!("lock-step: {e} on {output} for the message stamped {stamp} ns on {topic}"))?;
+                    wait_answer(answers, stamp, options.lockstep_timeout, shutdown).map_err(|e| {
+                        format!("lock-step: {e} on {output} for the message stamped {stamp} ns on {topic}")
+                    })?;
                     stats.answered += 1;
                 }
             }
@@ -201,7 +204,9 @@ fn outgoing(message: &RecordedMessage, options: &ReplayOptions) -> (String, Stri
 
 fn decompress(cdr: &[u8], frame: &mut Image) -> Result<(), String> {
     let view: CompressedImageView = reflex_msgs::decode(cdr).map_err(|e| format!("bad CompressedImage: {e}"))?;
-    let image = image::load_from_memory(view.data).map_err(|e| format!("cannot decode {:?} image: {e}", view.format))?.into_rgb8();
+    let image = image::load_from_memory(view.data)
+        .map_err(|e| format!("cannot decode {:?} image: {e}", view.format))?
+        .into_rgb8();
     frame.header.stamp = view.header.stamp;
     frame.header.frame_id.clear();
     frame.header.frame_id.push_str(view.header.frame_id);
@@ -212,7 +217,12 @@ fn decompress(cdr: &[u8], frame: &mut Image) -> Result<(), String> {
     Ok(())
 }
 
-fn wait_answer(answers: &mpsc::Receiver<i64>, stamp: i64, timeout: Duration, shutdown: &Shutdown) -> Result<(), String> {
+fn wait_answer(
+    answers: &mpsc::Receiver<i64>,
+    stamp: i64,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         if shutdown.is_requested() {

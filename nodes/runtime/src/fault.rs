@@ -53,8 +53,7 @@ impl Faults {
 
     /// Parses and applies a JSON payload.
     pub fn apply_json(&self, payload: &[u8]) -> Result<String, String> {
-        let command: FaultCommand =
-            serde_json::from_slice(payload).map_err(|e| format!("bad fault command: {e}"))?;
+        let command: FaultCommand = serde_json::from_slice(payload).map_err(|e| format!("bad fault command: {e}"))?;
         self.apply(&command)
     }
 }

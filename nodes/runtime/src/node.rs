@@ -214,7 +214,13 @@ impl Node {
                 .map_err(|e| NodeError::Declare { what: "fault subscriber", key: fault_key, reason: e.to_string() })?
         };
         tracing::info!(node = %shared.name, zid = %shared.session.zid(), shm = shared.shm.is_some(), "node up");
-        Ok(Self { shared, watchdog: Some(watchdog), _liveliness: liveliness, faults, _fault_subscriber: fault_subscriber })
+        Ok(Self {
+            shared,
+            watchdog: Some(watchdog),
+            _liveliness: liveliness,
+            faults,
+            _fault_subscriber: fault_subscriber,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -250,17 +256,15 @@ impl Node {
         let inner = declare_publisher(&self.shared.session, &key)?;
         let token = self.endpoint_token(EndpointKind::Publisher, topic, T::NAME)?;
         let entity = self.shared.next_entity.fetch_add(1, Ordering::Relaxed);
-        Ok(Publisher {
+        let out = Outlet {
             inner,
             _token: token,
             key,
             gid: gid(&self.shared.session, entity),
             sequence: 0,
-            buffer: Vec::new(),
             shared: self.shared.clone(),
-            shm_sent: 0,
-            _type: PhantomData,
-        })
+        };
+        Ok(Publisher { out, buffer: Vec::new(), shm_sent: 0, _type: PhantomData })
     }
 
     /// A typed subscriber on `topic`. Call from the thread that will process it: arriving
@@ -464,24 +468,29 @@ fn hostname() -> String {
 /// A typed publisher. `publish` reuses one encode buffer and, for large messages, encodes
 /// straight into a shared-memory chunk.
 pub struct Publisher<T: Message> {
+    out: Outlet,
+    buffer: Vec<u8>,
+    shm_sent: u64,
+    _type: PhantomData<fn(&T)>,
+}
+
+/// What the typed and raw publishers share: the zenoh publisher, the endpoint token, and the
+/// attachment (sequence number, send time, publisher id) put on every message.
+struct Outlet {
     inner: zenoh::pubsub::Publisher<'static>,
     _token: zenoh::liveliness::LivelinessToken,
     key: String,
     gid: [u8; 16],
     sequence: i64,
-    buffer: Vec<u8>,
     shared: Arc<NodeShared>,
-    shm_sent: u64,
-    _type: PhantomData<fn(&T)>,
 }
 
-impl<T: Message> Publisher<T> {
-    pub fn publish(&mut self, message: &T) -> Result<(), NodeError> {
+impl Outlet {
+    fn put(&mut self, payload: ZBytes) -> Result<(), NodeError> {
         self.sequence += 1;
         let attachment =
             Attachment { sequence: self.sequence, source_timestamp_ns: self.shared.clock.now_ns(), gid: self.gid }
                 .encode();
-        let payload = self.payload(message);
         self.inner
             .put(payload)
             .attachment(attachment)
@@ -489,10 +498,21 @@ impl<T: Message> Publisher<T> {
             .map_err(|e| NodeError::Publish { key: self.key.clone(), reason: e.to_string() })
     }
 
+    fn has_subscribers(&self) -> bool {
+        self.inner.matching_status().wait().map(|status| status.matching()).unwrap_or(false)
+    }
+}
+
+impl<T: Message> Publisher<T> {
+    pub fn publish(&mut self, message: &T) -> Result<(), NodeError> {
+        let payload = self.payload(message);
+        self.out.put(payload)
+    }
+
     fn payload(&mut self, message: &T) -> ZBytes {
-        if let Some(shm) = &self.shared.shm {
+        if let Some(shm) = &self.out.shared.shm {
             let size = cdr::calc_serialized_size(message) as usize;
-            if size >= self.shared.shm_threshold_bytes {
+            if size >= self.out.shared.shm_threshold_bytes {
                 // Reclaim chunks the subscribers have released before allocating, so the pool
                 // hands out recently used (cache-warm) memory instead of walking the whole
                 // segment; the list of chunks in flight is short. Never blocks: on failure the
@@ -512,12 +532,12 @@ impl<T: Message> Publisher<T> {
     }
 
     pub fn key(&self) -> &str {
-        &self.key
+        &self.out.key
     }
 
     /// Whether any subscriber (in this process or another) currently matches this topic.
     pub fn has_subscribers(&self) -> bool {
-        self.inner.matching_status().wait().map(|status| status.matching()).unwrap_or(false)
+        self.out.has_subscribers()
     }
 
     /// Waits up to `timeout` for a subscriber to appear; returns whether one did.
@@ -534,7 +554,7 @@ impl<T: Message> Publisher<T> {
 
     /// Messages published so far.
     pub fn sent(&self) -> u64 {
-        self.sequence as u64
+        self.out.sequence as u64
     }
 
     /// Of those, messages written into shared memory.
@@ -920,12 +940,7 @@ fn watchdog(shared: &NodeShared) {
 
 /// Publishes CDR bytes the caller vouches are a message of the type it was declared with.
 pub struct RawPublisher {
-    inner: zenoh::pubsub::Publisher<'static>,
-    _token: zenoh::liveliness::LivelinessToken,
-    key: String,
-    gid: [u8; 16],
-    sequence: i64,
-    shared: Arc<NodeShared>,
+    out: Outlet,
 }
 
 /// One received message: its CDR bytes, the publisher's attachment and the arrival time.
@@ -949,14 +964,15 @@ impl Node {
         let inner = declare_publisher(&self.shared.session, &key)?;
         let token = self.endpoint_token(EndpointKind::Publisher, topic, type_name)?;
         let entity = self.shared.next_entity.fetch_add(1, Ordering::Relaxed);
-        Ok(RawPublisher {
+        let out = Outlet {
             inner,
             _token: token,
             key,
             gid: gid(&self.shared.session, entity),
             sequence: 0,
             shared: self.shared.clone(),
-        })
+        };
+        Ok(RawPublisher { out })
     }
 
     /// Calls `callback` on zenoh's receive task for every message on `topic` (a topic name,
@@ -989,35 +1005,28 @@ impl Node {
 
 impl RawPublisher {
     pub fn publish(&mut self, cdr: &[u8]) -> Result<(), NodeError> {
-        self.sequence += 1;
-        let attachment =
-            Attachment { sequence: self.sequence, source_timestamp_ns: self.shared.clock.now_ns(), gid: self.gid }
-                .encode();
+        let shared = &self.out.shared;
         let mut payload = None;
-        if let Some(shm) = self.shared.shm.as_ref().filter(|_| cdr.len() >= self.shared.shm_threshold_bytes) {
+        if let Some(shm) = shared.shm.as_ref().filter(|_| cdr.len() >= shared.shm_threshold_bytes) {
             shm.garbage_collect();
             if let Ok(mut chunk) = shm.alloc(cdr.len()).with_policy::<GarbageCollect>().wait() {
                 chunk[..].copy_from_slice(cdr);
                 payload = Some(ZBytes::from(chunk));
             }
         }
-        self.inner
-            .put(payload.unwrap_or_else(|| ZBytes::from(cdr)))
-            .attachment(attachment)
-            .wait()
-            .map_err(|e| NodeError::Publish { key: self.key.clone(), reason: e.to_string() })
+        self.out.put(payload.unwrap_or_else(|| ZBytes::from(cdr)))
     }
 
     pub fn key(&self) -> &str {
-        &self.key
+        &self.out.key
     }
 
     pub fn sent(&self) -> u64 {
-        self.sequence as u64
+        self.out.sequence as u64
     }
 
     /// Whether any subscriber currently matches this topic.
     pub fn has_subscribers(&self) -> bool {
-        self.inner.matching_status().wait().map(|status| status.matching()).unwrap_or(false)
+        self.out.has_subscribers()
     }
 }
