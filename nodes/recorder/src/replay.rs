@@ -116,6 +116,23 @@ pub fn replay(
     while start.elapsed() < options.wait_for_subscribers && !publishers.values().all(RawPublisher::has_subscribers) {
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Lock-step needs its input consumed: wait for that subscriber as long as for an answer.
+    if let Some((input, _)) = &options.lockstep {
+        let inputs: Vec<&RawPublisher> =
+            publishers.iter().filter(|(topic, _)| glob::matches(input, topic)).map(|(_, p)| p).collect();
+        if inputs.is_empty() {
+            return Err(format!("lock-step input {input} is not among the replayed topics").into());
+        }
+        while !inputs.iter().all(|p| p.has_subscribers()) {
+            if start.elapsed() > options.wait_for_subscribers.max(options.lockstep_timeout) {
+                return Err(format!("lock-step: nothing subscribes to {input} (is the chain running?)").into());
+            }
+            if shutdown.is_requested() {
+                return Ok(ReplayStats::default());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     let answers = match &options.lockstep {
         Some((_, output)) => {
             let (sender, answers) = mpsc::channel();
