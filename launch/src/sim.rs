@@ -2,12 +2,15 @@
 //! results table, and a report folder (results.json, summary.md, a CSV time series per cell).
 
 use anyhow::{bail, Context, Result};
+use reflex_runtime::{Node, NodeOptions, TransportConfig};
+use reflex_sim::realtime::Plant;
 use reflex_sim::run::{run_cell, CellResult, RunConfig};
 use reflex_sim::scenario;
 use reflex_sim::scoring::Colour;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(clap::Subcommand)]
 pub enum SimCommand {
@@ -46,9 +49,13 @@ pub struct SimOptions {
     /// Probability that an object is missed in a frame.
     #[arg(long, default_value_t = 0.05)]
     dropout: f64,
-    /// Capture to brake request at the actuator, ms.
+    /// Capture to brake request at the actuator, ms (in-process runs; real-time runs measure it).
     #[arg(long, default_value_t = 50.0)]
     latency_ms: f64,
+    /// Real time: the AEB, monitor and arbiter run as processes under `reflex launch`, the
+    /// simulator is the plant on the wall clock, and true latencies count.
+    #[arg(long)]
+    realtime: bool,
 }
 
 pub fn run(command: SimCommand) -> Result<bool> {
@@ -85,8 +92,18 @@ pub fn run(command: SimCommand) -> Result<bool> {
     };
     let terminal = std::io::stderr().is_terminal();
     let mut results = Vec::with_capacity(cells.len());
+    let mut chain = if options.realtime { Some(Chain::start()?) } else { None };
     for (index, cell) in cells.iter().enumerate() {
-        results.push(run_cell(cell, &config));
+        match &mut chain {
+            Some(chain) => {
+                chain
+                    .plant
+                    .settle(config.fps, Duration::from_secs(1), Duration::from_secs(60))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                results.push(chain.plant.run_cell(cell, &config).map_err(|e| anyhow::anyhow!("{e}"))?);
+            }
+            None => results.push(run_cell(cell, &config)),
+        }
         if terminal {
             let filled = (index + 1) * 30 / cells.len();
             eprint!(
@@ -104,10 +121,50 @@ pub fn run(command: SimCommand) -> Result<bool> {
         eprintln!();
     }
     println!("{}", table(&results));
-    write_report(&options.out, &config, &results)?;
+    write_report(&options.out, &config, &results, options.realtime)?;
     println!("{}", totals(&results));
     eprintln!("report: {}", options.out.display());
     Ok(true)
+}
+
+/// The chain as processes (`reflex launch` of aeb, monitor, arbiter on a private rendezvous
+/// port and prefix) and the simulator's node on the same network.
+struct Chain {
+    plant: Plant,
+    _launch: crate::bench::Interrupted,
+}
+
+impl Chain {
+    fn start() -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let prefix = format!("simrt{port}");
+        let file = std::env::temp_dir().join(format!("reflex-sim-chain-{port}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "zenoh: {{prefix: {prefix}, rendezvous_port: {port}}}\n\
+                 nodes:\n\
+                 \x20 - name: aeb\n    kind: aeb\n    inputs:\n      detections: {{external: true}}\n      camera_info: {{external: true}}\n      vehicle_state: {{external: true}}\n\
+                 \x20 - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [aeb, arbiter]\n      \
+                 watch: [{{topic: /perception/detections, deadline_ms: 200}}]\n      startup_grace_s: 5\n      supervisor: {{stable_period_s: 0.3}}\n\
+                 \x20 - name: arbiter\n    kind: arbiter\n"
+            ),
+        )?;
+        let launch = std::process::Command::new(std::env::current_exe()?)
+            .arg("launch")
+            .arg(&file)
+            .env("REFLEX_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start reflex launch")?;
+        let launch = crate::bench::Interrupted(launch);
+        let transport = TransportConfig { prefix, ..TransportConfig::loopback(port) };
+        let node = Node::new(NodeOptions::new("sim").transport(transport))?;
+        let plant = Plant::new(node).map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!("real time: aeb, monitor and arbiter as processes (launch file {})", file.display());
+        Ok(Self { plant, _launch: launch })
+    }
 }
 
 fn suite_files(name: &str) -> Result<Vec<PathBuf>> {
@@ -150,18 +207,20 @@ fn fmt(value: Option<f64>, digits: usize) -> String {
 
 pub fn table(results: &[CellResult]) -> String {
     let mut out = String::from(
-        "| cell | impact km/h | colour | points | FCW TTC s | braking at s | min gap m |\n|---|---:|---|---:|---:|---:|---:|\n",
+        "| cell | impact km/h | colour | points | FCW TTC s | braking at s | min gap m | capture→command ms p50/p99 |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|\n",
     );
     for r in results {
         out.push_str(&format!(
-            "| {} | {:.1} | {} | {:.2} | {} | {} | {} |\n",
+            "| {} | {:.1} | {} | {:.2} | {} | {} | {} | {} |\n",
             r.label,
             r.impact_speed_kmh,
             r.colour.name(),
             r.points,
             fmt(r.warning_ttc_s, 2),
             fmt(r.braking_time_s, 2),
-            if r.min_gap_m.is_nan() { "–".into() } else { format!("{:.2}", r.min_gap_m) }
+            if r.min_gap_m.is_nan() { "–".into() } else { format!("{:.2}", r.min_gap_m) },
+            r.latency_ms.map_or("–".into(), |[p50, p99, _]| format!("{p50:.2} / {p99:.2}"))
         ));
     }
     out
@@ -212,18 +271,23 @@ fn grid(results: &[CellResult]) -> String {
     out
 }
 
-fn write_report(out: &Path, config: &RunConfig, results: &[CellResult]) -> Result<()> {
+fn write_report(out: &Path, config: &RunConfig, results: &[CellResult], realtime: bool) -> Result<()> {
     let series = out.join("series");
     std::fs::create_dir_all(&series).with_context(|| format!("cannot create {}", series.display()))?;
-    let json = serde_json::json!({ "perception": "ground-truth", "config": config, "cells": results });
+    let json =
+        serde_json::json!({ "perception": "ground-truth", "realtime": realtime, "config": config, "cells": results });
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
     let summary = format!(
         "# Simulation results\n\nPerception: ground truth with noise (edge σ {} px, dropout {}), seed {}, capture→actuator \
-         latency {} ms, camera {} fps.\n\n## Totals\n\n{}\n## NCAP grid\n\n{}\n## Cells\n\n{}",
+         latency {}, camera {} fps.\n\n## Totals\n\n{}\n## NCAP grid\n\n{}\n## Cells\n\n{}",
         config.noise.edge_sigma_px,
         config.noise.dropout,
         config.seed,
-        config.perception_latency_s * 1e3,
+        if realtime {
+            "as measured (real time: AEB, monitor and arbiter as processes)".to_string()
+        } else {
+            format!("{} ms (in process)", config.perception_latency_s * 1e3)
+        },
         config.fps,
         totals(results),
         grid(results),

@@ -8,6 +8,7 @@
 //! multi-process runs in lock-step and real time.
 
 pub mod dynamics;
+pub mod realtime;
 pub mod run;
 pub mod scenario;
 pub mod scoring;

@@ -7,11 +7,12 @@
 use crate::dynamics::{Ego, EgoConfig};
 use crate::scenario::{Cell, Expect};
 use crate::scoring::{self, Colour};
-use crate::world::{gap_and_overlap, ground_truth, NoiseModel, Rng};
+use crate::world::{gap_and_overlap, ground_truth, Actor, NoiseModel, Rng};
 use reflex_aeb::node::{AebConfig, AebCore};
 use reflex_aeb::range::CameraModel;
 use reflex_aeb::threat::Level;
 use reflex_msgs::std_msgs::Header;
+use reflex_msgs::vision_msgs::Detection2DArray;
 use serde::Serialize;
 use std::collections::VecDeque;
 
@@ -80,137 +81,205 @@ pub struct CellResult {
     pub colour: Colour,
     pub points: f64,
     pub fcw_in_time: bool,
+    /// Real-time runs: capture → brake command at the plant, ms (p50, p99, max).
+    pub latency_ms: Option<[f64; 3]>,
     #[serde(skip)]
     pub series: Vec<Sample>,
 }
 
+/// A cell's world in closed loop: the ego, the actors, the camera and the bookkeeping of the
+/// result. Whoever runs it (the in-process AEB, or the nodes as processes) feeds it decisions
+/// and brake demands.
+pub struct World {
+    pub ego: Ego,
+    pub actors: Vec<Actor>,
+    pub camera: CameraModel,
+    config: RunConfig,
+    rng: Rng,
+    next_frame_s: f64,
+    duration_s: f64,
+    expect: Expect,
+    /// The nearest in-path object: (gap, closing speed).
+    nearest: Option<(f64, f64)>,
+    pub result: CellResult,
+    done: bool,
+}
+
+impl World {
+    pub fn new(cell: &Cell, config: &RunConfig) -> Self {
+        let camera = CameraModel {
+            fx: config.focal_px,
+            fy: config.focal_px,
+            cx: f64::from(config.image.0) / 2.0,
+            cy: f64::from(config.image.1) / 2.0,
+            height_m: config.camera_height_m,
+            pitch_rad: config.camera_pitch_deg.to_radians(),
+        };
+        Self {
+            ego: Ego::new(config.ego, cell.ego_speed_kmh / 3.6),
+            actors: cell.actors.clone(),
+            camera,
+            config: config.clone(),
+            rng: Rng::new(config.seed),
+            next_frame_s: 0.0,
+            duration_s: cell.duration_s,
+            expect: cell.expect,
+            nearest: None,
+            result: CellResult {
+                label: cell.label(),
+                scenario: cell.scenario.clone(),
+                ego_speed_kmh: cell.ego_speed_kmh,
+                parameters: cell.parameters.clone(),
+                expect: cell.expect,
+                impact: false,
+                impact_speed_kmh: 0.0,
+                impact_time_s: None,
+                min_gap_m: f64::MAX,
+                warning_time_s: None,
+                warning_ttc_s: None,
+                braking_time_s: None,
+                max_decel_mps2: 0.0,
+                colour: Colour::Green,
+                points: 0.0,
+                fcw_in_time: false,
+                series: Vec::new(),
+                latency_ms: None,
+            },
+            done: false,
+        }
+    }
+
+    pub fn time_s(&self) -> f64 {
+        self.ego.time_s
+    }
+
+    /// The AEB configuration that matches this world's camera.
+    pub fn aeb_config(&self) -> AebConfig {
+        AebConfig {
+            fx: self.camera.fx,
+            fy: self.camera.fy,
+            cx: self.camera.cx,
+            cy: self.camera.cy,
+            camera_height_m: self.camera.height_m,
+            camera_pitch_deg: self.config.camera_pitch_deg,
+            ..Default::default()
+        }
+    }
+
+    /// Contact, the nearest in-path object, and whether the cell is decided (impact, time up,
+    /// or standing still with nothing coming).
+    pub fn observe(&mut self) -> bool {
+        let t = self.time_s();
+        self.nearest = None;
+        for actor in &self.actors {
+            let (gap, overlap) = gap_and_overlap(self.ego.x_m, self.config.ego.width_m, actor);
+            if !overlap {
+                continue;
+            }
+            if gap <= 0.0 && !self.result.impact {
+                self.result.impact = true;
+                self.result.impact_time_s = Some(t);
+                self.result.impact_speed_kmh = (self.ego.speed_mps - actor.vx_mps).max(0.0) * 3.6;
+            }
+            if gap > -actor.footprint().0 && self.nearest.is_none_or(|(g, _)| gap < g) {
+                self.nearest = Some((gap, self.ego.speed_mps - actor.vx_mps));
+            }
+        }
+        if let Some((gap, _)) = self.nearest {
+            self.result.min_gap_m = self.result.min_gap_m.min(gap.max(0.0));
+        }
+        let standing = self.ego.speed_mps == 0.0 && t > 0.5 && self.actors.iter().all(|a| a.vy_mps == 0.0);
+        self.done = self.result.impact || t >= self.duration_s || standing;
+        self.done
+    }
+
+    /// The camera's next frame, when one is due: ground-truth detections stamped `header`.
+    pub fn frame(&mut self, header: &Header) -> Option<Detection2DArray> {
+        if self.time_s() + 1e-9 < self.next_frame_s {
+            return None;
+        }
+        self.next_frame_s += 1.0 / self.config.fps;
+        Some(ground_truth(
+            &self.camera,
+            self.config.image,
+            self.ego.x_m,
+            &self.actors,
+            &self.config.noise,
+            &mut self.rng,
+            header,
+        ))
+    }
+
+    /// Books the chain's answer to a frame: warning and braking times, a sample of the series.
+    pub fn record(&mut self, level: Level, decel_mps2: f64) {
+        let t = self.time_s();
+        if level >= Level::Warn && self.result.warning_time_s.is_none() {
+            self.result.warning_time_s = Some(t);
+            self.result.warning_ttc_s = self.nearest.filter(|(_, c)| *c > 0.0).map(|(g, c)| g / c);
+        }
+        if level >= Level::Partial && decel_mps2 > 0.0 && self.result.braking_time_s.is_none() {
+            self.result.braking_time_s = Some(t);
+        }
+        self.result.series.push(Sample {
+            t_s: t,
+            gap_m: self.nearest.map_or(f64::NAN, |(g, _)| g),
+            ego_speed_mps: self.ego.speed_mps,
+            target_speed_mps: self.actors.first().map_or(0.0, |a| a.vx_mps),
+            decel_mps2: self.ego.decel_mps2,
+            level: level as u8,
+        });
+    }
+
+    /// Physics: one step of the ego and every actor.
+    pub fn advance(&mut self) {
+        let (t, dt) = (self.time_s(), self.config.dt_s);
+        self.ego.step(dt);
+        for actor in &mut self.actors {
+            actor.step(t, dt);
+        }
+        self.result.max_decel_mps2 = self.result.max_decel_mps2.max(self.ego.decel_mps2);
+    }
+
+    /// Scores the cell.
+    pub fn finish(mut self) -> CellResult {
+        let result = &mut self.result;
+        if result.min_gap_m == f64::MAX {
+            result.min_gap_m = f64::NAN;
+        }
+        result.colour = match self.expect {
+            Expect::Avoid => scoring::colour(result.ego_speed_kmh, result.impact_speed_kmh),
+            Expect::NoBraking if result.braking_time_s.is_some() => Colour::Red,
+            Expect::NoBraking => Colour::Green,
+        };
+        result.points = result.colour.points();
+        result.fcw_in_time = scoring::fcw_in_time(result.warning_ttc_s);
+        self.result
+    }
+}
+
+/// A cell with the AEB in process: its request reaches the actuator after the configured
+/// capture-to-actuator latency.
 pub fn run_cell(cell: &Cell, config: &RunConfig) -> CellResult {
-    let mut ego = Ego::new(config.ego, cell.ego_speed_kmh / 3.6);
-    let mut actors = cell.actors.clone();
-    let camera = CameraModel {
-        fx: config.focal_px,
-        fy: config.focal_px,
-        cx: f64::from(config.image.0) / 2.0,
-        cy: f64::from(config.image.1) / 2.0,
-        height_m: config.camera_height_m,
-        pitch_rad: config.camera_pitch_deg.to_radians(),
-    };
-    let aeb_config = AebConfig {
-        fx: camera.fx,
-        fy: camera.fy,
-        cx: camera.cx,
-        cy: camera.cy,
-        camera_height_m: camera.height_m,
-        camera_pitch_deg: config.camera_pitch_deg,
-        ..Default::default()
-    };
-    let mut aeb = AebCore::new(&aeb_config);
-    let mut rng = Rng::new(config.seed);
-    let frame_period = 1.0 / config.fps;
-    let (mut next_frame, mut t) = (0.0, 0.0);
+    let mut world = World::new(cell, config);
+    let mut aeb = AebCore::new(&world.aeb_config());
     // Requests on their way to the actuator: (time they arrive, decel).
     let mut in_flight: VecDeque<(f64, f64)> = VecDeque::new();
-    let mut result = CellResult {
-        label: cell.label(),
-        scenario: cell.scenario.clone(),
-        ego_speed_kmh: cell.ego_speed_kmh,
-        parameters: cell.parameters.clone(),
-        expect: cell.expect,
-        impact: false,
-        impact_speed_kmh: 0.0,
-        impact_time_s: None,
-        min_gap_m: f64::MAX,
-        warning_time_s: None,
-        warning_ttc_s: None,
-        braking_time_s: None,
-        max_decel_mps2: 0.0,
-        colour: Colour::Green,
-        points: 0.0,
-        fcw_in_time: false,
-        series: Vec::new(),
-    };
     let mut header = Header { frame_id: "camera".into(), ..Default::default() };
-    while t < cell.duration_s {
-        // Contact and the nearest in-path object.
-        let mut nearest: Option<(f64, f64)> = None; // (gap, closing speed)
-        for actor in &actors {
-            let (gap, overlap) = gap_and_overlap(ego.x_m, config.ego.width_m, actor);
-            if overlap {
-                if gap <= 0.0 && !result.impact {
-                    result.impact = true;
-                    result.impact_time_s = Some(t);
-                    result.impact_speed_kmh = ((ego.speed_mps - actor.vx_mps).max(0.0)) * 3.6;
-                }
-                if gap > -actor.footprint().0 {
-                    let closing = ego.speed_mps - actor.vx_mps;
-                    if nearest.is_none_or(|(g, _)| gap < g) {
-                        nearest = Some((gap, closing));
-                    }
-                }
-            }
-        }
-        if let Some((gap, _)) = nearest {
-            result.min_gap_m = result.min_gap_m.min(gap.max(0.0));
-        }
-        if result.impact {
-            break;
-        }
-        if t + 1e-9 >= next_frame {
-            next_frame += frame_period;
-            header.stamp.sec = t.floor() as i32;
-            header.stamp.nanosec = ((t - t.floor()) * 1e9) as u32;
-            let detections = ground_truth(&camera, config.image, ego.x_m, &actors, &config.noise, &mut rng, &header);
-            let (decision, _) = aeb.step(&detections, Some(ego.speed_mps));
-            if decision.level >= Level::Warn && result.warning_time_s.is_none() {
-                result.warning_time_s = Some(t);
-                result.warning_ttc_s = nearest.filter(|(_, c)| *c > 0.0).map(|(g, c)| g / c);
-            }
+    while !world.observe() {
+        let t = world.time_s();
+        header.stamp.sec = t.floor() as i32;
+        header.stamp.nanosec = ((t - t.floor()) * 1e9) as u32;
+        if let Some(detections) = world.frame(&header) {
+            let (decision, _) = aeb.step(&detections, Some(world.ego.speed_mps));
             let decel = if decision.level >= Level::Partial { decision.decel_mps2 } else { 0.0 };
-            if decel > 0.0 && result.braking_time_s.is_none() {
-                result.braking_time_s = Some(t);
-            }
+            world.record(decision.level, decel);
             in_flight.push_back((t + config.perception_latency_s, decel));
-            let target_speed = actors.first().map_or(0.0, |a| a.vx_mps);
-            result.series.push(Sample {
-                t_s: t,
-                gap_m: nearest.map_or(f64::NAN, |(g, _)| g),
-                ego_speed_mps: ego.speed_mps,
-                target_speed_mps: target_speed,
-                decel_mps2: ego.decel_mps2,
-                level: decision.level as u8,
-            });
         }
         while in_flight.front().is_some_and(|(at, _)| *at <= t) {
             let (_, decel) = in_flight.pop_front().expect("checked");
-            ego.command(decel);
+            world.ego.command(decel);
         }
-        ego.step(config.dt_s);
-        for actor in &mut actors {
-            actor.step(t, config.dt_s);
-        }
-        result.max_decel_mps2 = result.max_decel_mps2.max(ego.decel_mps2);
-        t += config.dt_s;
-        if ego.speed_mps == 0.0 && actors.iter().all(|a| a.vx_mps == 0.0 || a.vy_mps != 0.0) && t > 0.5 {
-            // Standing still with nothing coming at us: the cell is decided.
-            if actors.iter().all(|a| a.vy_mps == 0.0) {
-                break;
-            }
-        }
+        world.advance();
     }
-    if result.min_gap_m == f64::MAX {
-        result.min_gap_m = f64::NAN;
-    }
-    result.colour = match cell.expect {
-        Expect::Avoid => scoring::colour(cell.ego_speed_kmh, result.impact_speed_kmh),
-        Expect::NoBraking => {
-            if result.braking_time_s.is_some() {
-                Colour::Red
-            } else {
-                Colour::Green
-            }
-        }
-    };
-    result.points = result.colour.points();
-    result.fcw_in_time = scoring::fcw_in_time(result.warning_ttc_s);
-    result
+    world.finish()
 }

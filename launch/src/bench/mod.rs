@@ -66,7 +66,7 @@ fn find_in_ancestors(path: &std::path::Path) -> std::path::PathBuf {
 
 /// A child process that is asked to stop (SIGINT: it finishes its work, a launch stops its
 /// nodes) when dropped, and killed if it has not exited 5 s later.
-struct Interrupted(std::process::Child);
+pub(crate) struct Interrupted(pub(crate) std::process::Child);
 
 impl Drop for Interrupted {
     fn drop(&mut self) {
