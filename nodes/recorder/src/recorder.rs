@@ -158,8 +158,8 @@ impl Recorder {
         let (found, discovered) = std::sync::mpsc::channel();
         let prefix = node.prefix().to_string();
         let selector = keys::all_endpoints(&prefix, EndpointKind::Publisher);
-        // Publishers that exist now, then every one that appears later.
-        let replies = node.session().liveliness().get(&selector).timeout(Duration::from_secs(1)).wait()?;
+        // Every publisher that appears from now on, then the ones that exist already (in this
+        // order, so that none slips between the two; a topic seen twice is subscribed once).
         let discovery = {
             let (found, prefix) = (found.clone(), prefix.clone());
             node.session()
@@ -172,6 +172,7 @@ impl Recorder {
                 })
                 .wait()?
         };
+        let replies = node.session().liveliness().get(&selector).timeout(Duration::from_secs(1)).wait()?;
         while let Ok(reply) = replies.recv() {
             if let Ok(sample) = reply.result() {
                 if let Some(info) = keys::parse_endpoint_token(&prefix, sample.key_expr().as_str()) {
