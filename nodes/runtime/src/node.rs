@@ -252,19 +252,23 @@ impl Node {
 
     /// A typed publisher on `topic`.
     pub fn publisher<T: Message>(&self, topic: &str) -> Result<Publisher<T>, NodeError> {
+        Ok(Publisher { out: self.outlet(topic, T::NAME)?, buffer: Vec::new(), shm_sent: 0, _type: PhantomData })
+    }
+
+    /// The zenoh publisher, endpoint token and publisher id of a new publisher on `topic`.
+    fn outlet(&self, topic: &str, type_name: &str) -> Result<Outlet, NodeError> {
         let key = self.key(topic);
         let inner = declare_publisher(&self.shared.session, &key)?;
-        let token = self.endpoint_token(EndpointKind::Publisher, topic, T::NAME)?;
+        let token = self.endpoint_token(EndpointKind::Publisher, topic, type_name)?;
         let entity = self.shared.next_entity.fetch_add(1, Ordering::Relaxed);
-        let out = Outlet {
+        Ok(Outlet {
             inner,
             _token: token,
             key,
             gid: gid(&self.shared.session, entity),
             sequence: 0,
             shared: self.shared.clone(),
-        };
-        Ok(Publisher { out, buffer: Vec::new(), shm_sent: 0, _type: PhantomData })
+        })
     }
 
     /// A typed subscriber on `topic`. Call from the thread that will process it: arriving
@@ -960,19 +964,7 @@ pub struct RawSubscriber {
 impl Node {
     /// A publisher of pre-encoded `type_name` messages on `topic`.
     pub fn raw_publisher(&self, topic: &str, type_name: &str) -> Result<RawPublisher, NodeError> {
-        let key = self.key(topic);
-        let inner = declare_publisher(&self.shared.session, &key)?;
-        let token = self.endpoint_token(EndpointKind::Publisher, topic, type_name)?;
-        let entity = self.shared.next_entity.fetch_add(1, Ordering::Relaxed);
-        let out = Outlet {
-            inner,
-            _token: token,
-            key,
-            gid: gid(&self.shared.session, entity),
-            sequence: 0,
-            shared: self.shared.clone(),
-        };
-        Ok(RawPublisher { out })
+        Ok(RawPublisher { out: self.outlet(topic, type_name)? })
     }
 
     /// Calls `callback` on zenoh's receive task for every message on `topic` (a topic name,
