@@ -62,7 +62,8 @@ struct Compiled {
     /// The outputs the decoder reads, with their shapes; tensors are fetched after each inference
     /// (a plugin may hand out new output memory per run).
     outputs: Vec<(String, Vec<usize>)>,
-    fetched: Vec<(String, Vec<usize>, Tensor)>,
+    /// One tensor per entry of `outputs`, in the same order.
+    fetched: Vec<Tensor>,
 }
 
 pub struct Detector {
@@ -282,14 +283,14 @@ impl Detector {
         compiled.request.set_input_tensor(&compiled.input).map_err(inference)?;
         compiled.request.infer().map_err(inference)?;
         compiled.fetched.clear();
-        for (name, shape) in &compiled.outputs {
+        for (name, _) in &compiled.outputs {
             let tensor = compiled.request.get_tensor(name).map_err(inference)?;
-            compiled.fetched.push((name.clone(), shape.clone(), tensor));
+            compiled.fetched.push(tensor);
         }
         let config = &self.config.config;
         let threshold = self.options.score_threshold.unwrap_or(config.score_threshold);
         self.candidates.clear();
-        let views = TensorOutputs(&compiled.fetched);
+        let views = TensorOutputs { outputs: &compiled.outputs, tensors: &compiled.fetched };
         decode::decode(
             &config.decoder,
             (config.input.width, config.input.height),
@@ -363,12 +364,15 @@ pub(crate) fn resize_normalise(src: &[u8], (sw, sh): (u32, u32), dst: &mut [f32]
     }
 }
 
-struct TensorOutputs<'a>(&'a [(String, Vec<usize>, Tensor)]);
+struct TensorOutputs<'a> {
+    outputs: &'a [(String, Vec<usize>)],
+    tensors: &'a [Tensor],
+}
 
 impl Outputs for TensorOutputs<'_> {
     fn get(&self, name: &str) -> Option<(&[usize], &[f32])> {
-        let (_, shape, tensor) = self.0.iter().find(|(n, _, _)| n == name)?;
-        Some((shape.as_slice(), tensor.get_data::<f32>().ok()?))
+        let index = self.outputs.iter().position(|(n, _)| n == name)?;
+        Some((self.outputs[index].1.as_slice(), self.tensors.get(index)?.get_data::<f32>().ok()?))
     }
 }
 

@@ -260,7 +260,7 @@ impl Stats {
 pub fn fill_message(message: &mut Detection2DArray, found: &[Detection], labels: &[String]) {
     message.detections.resize_with(found.len(), Detection2D::default);
     for (out, d) in message.detections.iter_mut().zip(found) {
-        out.header = message.header.clone();
+        out.header.clone_from(&message.header);
         out.results.resize_with(1, ObjectHypothesisWithPose::default);
         let hypothesis = &mut out.results[0].hypothesis;
         hypothesis.class_id.clear();

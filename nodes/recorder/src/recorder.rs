@@ -319,7 +319,12 @@ impl Recorder {
         output.writer.write_to_known_channel(&header, &pending.data)?;
         self.stats.messages += 1;
         self.stats.bytes += pending.data.len() as u64;
-        *self.stats.per_topic.entry(channel.topic.clone()).or_default() += 1;
+        match self.stats.per_topic.get_mut(&channel.topic) {
+            Some(count) => *count += 1,
+            None => {
+                self.stats.per_topic.insert(channel.topic.clone(), 1);
+            }
+        }
         Ok(())
     }
 
