@@ -89,7 +89,7 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
             );
         }
         seen.insert(name, (file, node.name.referenced));
-        let spec = spec_of(node, &transport);
+        let spec = spec_of(node, &transport, loaded.use_sim_time);
         let kind = check_node(file, node, &spec, &mut diagnostics, &mut endpoints);
         specs.insert(name, (kind, spec));
     }
@@ -292,7 +292,7 @@ fn kind_names() -> String {
 }
 
 /// The spec a node's process receives.
-fn spec_of(node: &NodeEntry, transport: &TransportConfig) -> NodeSpec {
+fn spec_of(node: &NodeEntry, transport: &TransportConfig, use_sim_time: bool) -> NodeSpec {
     NodeSpec {
         name: node.name.value.clone(),
         namespace: node.namespace.clone(),
@@ -312,6 +312,7 @@ fn spec_of(node: &NodeEntry, transport: &TransportConfig) -> NodeSpec {
             })
             .collect(),
         transport: transport.clone(),
+        use_sim_time,
     }
 }
 

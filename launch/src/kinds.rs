@@ -83,7 +83,7 @@ impl Default for FrameStatsConfig {
 
 fn run_frame_stats(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let config: FrameStatsConfig = spec.params()?;
-    let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
+    let node = Node::new(NodeOptions::from_spec(&spec))?;
     let topic = spec.topic(&STATS_IMAGE);
     let mut images = node.subscriber::<Image>(&topic, spec.input_options(&STATS_IMAGE))?;
     let mut diagnostics = node.publisher::<DiagnosticArray>(&spec.topic(&STATS_DIAGNOSTICS))?;

@@ -23,6 +23,11 @@ pub struct LaunchFile {
     /// Transport settings shared by every node of this launch (top-level file only).
     #[serde(default)]
     pub zenoh: Option<ZenohSection>,
+    /// Every node follows the simulation time published on `/clock` (`rosgraph_msgs/Clock`)
+    /// instead of the wall clock: deadlines, budgets, timers and stamps run on it (top-level
+    /// file only; `reflex sim` sets it for lock-step runs).
+    #[serde(default)]
+    pub use_sim_time: Option<bool>,
     /// Other launch files whose nodes join this launch.
     #[serde(default)]
     pub include: Vec<Include>,
@@ -215,6 +220,7 @@ pub struct GroupEntry {
 pub struct Loaded {
     pub root: PathBuf,
     pub zenoh: ZenohSection,
+    pub use_sim_time: bool,
     pub nodes: Vec<(PathBuf, NodeEntry)>,
     pub groups: Vec<(PathBuf, GroupEntry)>,
     /// Text of every file read, for snippets in diagnostics.
@@ -227,6 +233,7 @@ pub fn load(path: &Path, overrides: &BTreeMap<String, String>) -> Result<Loaded,
     let mut loaded = Loaded {
         root: path.to_path_buf(),
         zenoh: ZenohSection::default(),
+        use_sim_time: false,
         nodes: Vec::new(),
         groups: Vec::new(),
         sources: BTreeMap::new(),
@@ -271,6 +278,16 @@ fn load_into(
             return Err(Diagnostics::one(Diagnostic::at(including, &at.referenced, message)));
         }
         loaded.zenoh = zenoh.clone();
+    }
+    if let Some(use_sim_time) = file.use_sim_time {
+        if let Some((including, at)) = included_from {
+            let message = format!(
+                "{} sets `use_sim_time`, but only the top-level launch file may (one clock for the whole launch)",
+                path.display()
+            );
+            return Err(Diagnostics::one(Diagnostic::at(including, &at.referenced, message)));
+        }
+        loaded.use_sim_time = use_sim_time;
     }
     stack.push(canonical);
     for include in &file.include {

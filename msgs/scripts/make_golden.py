@@ -67,6 +67,7 @@ def detection(label, score, cx):
 VALUES = {
     "builtin_interfaces/msg/Time": {"sec": -12345, "nanosec": 999_999_999},
     "std_msgs/msg/Header": header(1700000000, "camera_optical"),
+    "rosgraph_msgs/msg/Clock": {"clock": {"sec": 1700000100, "nanosec": 33_333_333}},
     "sensor_msgs/msg/Image": {
         "header": header(1700000000, "camera"), "height": 3, "width": 2, "encoding": "rgb8",
         "is_bigendian": 1, "step": 6, "data": list(range(7, 25)),

@@ -203,6 +203,7 @@ pub fn find_type(type_name: &str) -> Option<TypeEntry> {
     let all = [
         entry::<builtin_interfaces::Time>(),
         entry::<std_msgs::Header>(),
+        entry::<rosgraph_msgs::Clock>(),
         entry::<sensor_msgs::Image>(),
         entry::<sensor_msgs::CompressedImage>(),
         entry::<sensor_msgs::CameraInfo>(),

@@ -20,3 +20,5 @@ pub const SAFE_STOP: &str = "/monitor/safe_stop";
 pub const ACTUATOR_COMMAND: &str = "/vehicle/brake_command";
 /// Diagnostics (`diagnostic_msgs/DiagnosticArray`).
 pub const DIAGNOSTICS: &str = "/diagnostics";
+/// Simulation time (`rosgraph_msgs/Clock`), followed by nodes with `use_sim_time`.
+pub const CLOCK: &str = "/clock";

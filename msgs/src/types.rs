@@ -53,6 +53,19 @@ pub mod builtin_interfaces {
     }
 }
 
+pub mod rosgraph_msgs {
+    use super::*;
+    use crate::builtin_interfaces::Time;
+
+    /// The simulation time, published on `/clock` by a simulator or a replay; nodes with
+    /// `use_sim_time` follow it instead of the wall clock.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Clock {
+        pub clock: Time,
+    }
+    ros_type!(Clock, "rosgraph_msgs", [Time]);
+}
+
 pub mod std_msgs {
     use super::*;
     use crate::builtin_interfaces::Time;

@@ -3,8 +3,8 @@
 
 use ::reflex_msgs::reflex_msgs as reflex;
 use ::reflex_msgs::{
-    builtin_interfaces, decode, decode_into, diagnostic_msgs, encode, geometry_msgs, schema_text, sensor_msgs,
-    std_msgs, vision_msgs, Message,
+    builtin_interfaces, decode, decode_into, diagnostic_msgs, encode, geometry_msgs, rosgraph_msgs, schema_text,
+    sensor_msgs, std_msgs, vision_msgs, Message,
 };
 use std::path::Path;
 
@@ -32,6 +32,7 @@ fn check<T: Message + PartialEq>(stem: &str) {
 fn builtin_and_std() {
     check::<builtin_interfaces::Time>("builtin_interfaces__Time");
     check::<std_msgs::Header>("std_msgs__Header");
+    check::<rosgraph_msgs::Clock>("rosgraph_msgs__Clock");
 }
 
 #[test]

@@ -275,7 +275,7 @@ impl Reflex for Aeb {
 
 fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let config: AebConfig = spec.params()?;
-    let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
+    let node = Node::new(NodeOptions::from_spec(&spec))?;
     let latest = InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest);
     let aeb = Aeb {
         core: AebCore::new(&config),

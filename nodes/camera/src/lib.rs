@@ -287,7 +287,7 @@ pub fn run_camera(
     mut source: Box<dyn FrameSource>,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
+    let node = Node::new(NodeOptions::from_spec(&spec))?;
     let mut image_out = node.publisher::<Image>(&spec.topic(&IMAGE))?;
     let mut info_out = node.publisher::<CameraInfo>(&spec.topic(&CAMERA_INFO))?;
     let (width, height) = (source.width(), source.height());

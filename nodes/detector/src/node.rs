@@ -129,7 +129,7 @@ pub const DETECTOR_KIND: NodeKind = NodeKind {
 fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let config: DetectorConfig = spec.params()?;
     let mut detector = Detector::load(&config.model, config.options()).map_err(|e| e.to_string())?;
-    let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
+    let node = Node::new(NodeOptions::from_spec(&spec))?;
     // Latest frame wins unless the launch file says otherwise: a detector must never work
     // through a backlog of stale frames.
     let options = match spec.inputs.get(IMAGE.name) {

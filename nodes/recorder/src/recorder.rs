@@ -424,7 +424,7 @@ pub const RECORDER_KIND: NodeKind = NodeKind {
 
 fn run_node(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let config: RecorderConfig = spec.params()?;
-    let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
+    let node = Node::new(NodeOptions::from_spec(&spec))?;
     let mut recorder = Recorder::new(node, config)?;
     recorder.run(&shutdown, |_| {})?;
     let stats = recorder.stats();

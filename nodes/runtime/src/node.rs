@@ -48,11 +48,23 @@ pub struct NodeOptions {
     pub name: String,
     pub transport: TransportConfig,
     pub clock: Clock,
+    /// Follow `rosgraph_msgs/Clock` on `/clock` (a simulation clock that the messages move).
+    pub use_sim_time: bool,
 }
 
 impl NodeOptions {
     pub fn new(name: impl Into<String>) -> Self {
         Self { name: name.into(), ..Self::default() }
+    }
+
+    /// The options a launched node runs with: its name, transport and clock from its spec.
+    pub fn from_spec(spec: &crate::NodeSpec) -> Self {
+        Self {
+            name: spec.name.clone(),
+            transport: spec.transport.clone(),
+            use_sim_time: spec.use_sim_time,
+            ..Self::default()
+        }
     }
 
     pub fn transport(mut self, transport: TransportConfig) -> Self {
@@ -107,6 +119,7 @@ pub struct Node {
     _liveliness: zenoh::liveliness::LivelinessToken,
     faults: Arc<crate::fault::Faults>,
     _fault_subscriber: zenoh::pubsub::Subscriber<()>,
+    _clock_subscriber: Option<zenoh::pubsub::Subscriber<()>>,
 }
 
 struct NodeShared {
@@ -139,7 +152,8 @@ struct EventSink {
 impl Node {
     /// Opens the zenoh session, declares the node's liveliness token and starts its watchdog.
     pub fn new(options: NodeOptions) -> Result<Self, NodeError> {
-        let NodeOptions { name, transport, clock } = options;
+        let NodeOptions { name, transport, clock, use_sim_time } = options;
+        let clock = if use_sim_time && !clock.is_sim() { Clock::sim(0) } else { clock };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(NodeError::BadName(name));
         }
@@ -213,6 +227,7 @@ impl Node {
                 .wait()
                 .map_err(|e| NodeError::Declare { what: "fault subscriber", key: fault_key, reason: e.to_string() })?
         };
+        let clock_subscriber = if use_sim_time { Some(follow_clock(&shared)?) } else { None };
         tracing::info!(node = %shared.name, zid = %shared.session.zid(), shm = shared.shm.is_some(), "node up");
         Ok(Self {
             shared,
@@ -220,6 +235,7 @@ impl Node {
             _liveliness: liveliness,
             faults,
             _fault_subscriber: fault_subscriber,
+            _clock_subscriber: clock_subscriber,
         })
     }
 
@@ -440,6 +456,28 @@ pub fn event_kind_name(kind: u8) -> &'static str {
         MonitorEvent::KIND_FAULT_INJECTED => "fault_injected",
         _ => "unknown",
     }
+}
+
+/// Moves the node's simulation clock to every `rosgraph_msgs/Clock` on `/clock` (never back:
+/// a late or repeated message is harmless). A message that does not decode is reported once
+/// per occurrence and ignored.
+fn follow_clock(shared: &Arc<NodeShared>) -> Result<zenoh::pubsub::Subscriber<()>, NodeError> {
+    let key = keys::topic_key(&shared.prefix, topics::CLOCK);
+    let weak = Arc::downgrade(shared);
+    shared
+        .session
+        .declare_subscriber(key.clone())
+        .callback(move |sample| {
+            let Some(shared) = weak.upgrade() else { return };
+            match reflex_msgs::decode::<reflex_msgs::rosgraph_msgs::Clock>(&sample.payload().to_bytes()) {
+                Ok(message) => shared.clock.set_ns(message.clock.as_nanos()),
+                Err(error) => {
+                    shared.report(MonitorEvent::KIND_DECODE_ERROR, topics::CLOCK, 0.0, 0.0, &error.to_string())
+                }
+            }
+        })
+        .wait()
+        .map_err(|e| NodeError::Declare { what: "clock subscriber", key, reason: e.to_string() })
 }
 
 fn declare_publisher(session: &zenoh::Session, key: &str) -> Result<zenoh::pubsub::Publisher<'static>, NodeError> {

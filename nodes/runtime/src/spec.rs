@@ -91,6 +91,8 @@ pub struct NodeSpec {
     /// Per input port: queue capacity, overflow policy, deadline.
     pub inputs: BTreeMap<String, InputOptions>,
     pub transport: TransportConfig,
+    /// Follow the simulation time on `/clock` instead of the wall clock.
+    pub use_sim_time: bool,
 }
 
 impl NodeSpec {
