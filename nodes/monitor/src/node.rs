@@ -115,7 +115,7 @@ enum Liveliness {
 
 fn run_monitor(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let config: MonitorConfig = spec.params()?;
-    let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
+    let node = Node::new(NodeOptions::from_spec(&spec))?;
     run_monitor_on(&node, &spec, &config, &shutdown)
 }
 
@@ -130,7 +130,8 @@ pub fn run_monitor_on(
     let mut events = node.subscriber::<MonitorEvent>(&spec.topic(&EVENTS), InputOptions::default().capacity(256))?;
     let mut commands = node.subscriber::<BrakeRequest>(
         &spec.topic(&COMMAND_IN),
-        InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest),
+        // Every command is checked for its age; the arbiter may publish twice per frame.
+        InputOptions::default().capacity(32).policy(OverflowPolicy::DropOldest),
     )?;
     let mut safe_stop_out = node.publisher::<SafeStop>(&spec.topic(&SAFE_STOP_OUT))?;
     let mut diagnostics_out = node.publisher::<DiagnosticArray>(&spec.topic(&DIAGNOSTICS))?;
@@ -337,7 +338,7 @@ pub const ARBITER_KIND: NodeKind = NodeKind {
 
 fn run_arbiter(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let config: ArbiterNodeConfig = spec.params()?;
-    let node = Node::new(NodeOptions::new(&spec.name).transport(spec.transport.clone()))?;
+    let node = Node::new(NodeOptions::from_spec(&spec))?;
     let clock = node.clock().clone();
     let latest = InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest);
     let mut aeb =
