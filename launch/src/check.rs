@@ -89,8 +89,9 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
             );
         }
         seen.insert(name, (file, node.name.referenced));
-        let spec = spec_of(node, &transport, loaded.use_sim_time);
+        let mut spec = spec_of(node, &transport, loaded.use_sim_time);
         let kind = check_node(file, node, &spec, &mut diagnostics, &mut endpoints);
+        spec.faults = faults_of(file, node, kind, &spec, &mut diagnostics);
         specs.insert(name, (kind, spec));
     }
     check_topics(&endpoints, &mut diagnostics);
@@ -291,6 +292,51 @@ fn kind_names() -> String {
     kinds::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
+/// The faults a node starts with: its `faults:` for every input (and its callback stall), then
+/// each input's own `fault:` on that input's topic. Out-of-range values are diagnosed.
+fn faults_of(
+    file: &Path,
+    node: &NodeEntry,
+    kind: Option<&'static reflex_runtime::NodeKind>,
+    spec: &NodeSpec,
+    diagnostics: &mut Diagnostics,
+) -> Vec<reflex_runtime::fault::FaultCommand> {
+    let name = &node.name.value;
+    let mut commands = Vec::new();
+    if let Some(entry) = &node.faults {
+        let command = entry.value.command(None);
+        match command.validate() {
+            Ok(()) => commands.push(command),
+            Err(error) => diagnostics.push(Diagnostic::at(file, &entry.referenced, format!("node `{name}`: faults: {error}"))),
+        }
+    }
+    for (key, input) in &node.inputs {
+        let Some(fault) = input.value.fault else { continue };
+        if fault.stall_ms.is_some() {
+            diagnostics.push(
+                Diagnostic::at(file, &input.referenced, format!("node `{name}`: input `{key}`: stall_ms in an input's fault"))
+                    .hint("a stall is the node's: put it under the node's `faults:`"),
+            );
+            continue;
+        }
+        // An unknown input was diagnosed already; an exec node's inputs are named by topic.
+        let topic = match kind {
+            Some(kind) => match kind.port(key) {
+                Some(port) => spec.topic(port),
+                None => continue,
+            },
+            None => reflex_runtime::spec::resolve_topic(&spec.namespace, key),
+        };
+        let command = fault.command(Some(topic));
+        match command.validate() {
+            Ok(()) => commands.push(command),
+            Err(error) => diagnostics
+                .push(Diagnostic::at(file, &input.referenced, format!("node `{name}`: input `{key}`: fault: {error}"))),
+        }
+    }
+    commands
+}
+
 /// The spec a node's process receives.
 fn spec_of(node: &NodeEntry, transport: &TransportConfig, use_sim_time: bool) -> NodeSpec {
     NodeSpec {
@@ -313,6 +359,7 @@ fn spec_of(node: &NodeEntry, transport: &TransportConfig, use_sim_time: bool) ->
             .collect(),
         transport: transport.clone(),
         use_sim_time,
+        faults: Vec::new(),
     }
 }
 

@@ -48,6 +48,26 @@ fn liveliness_keys(session: &zenoh::Session, selector: &str) -> Result<Vec<Strin
     Ok(keys)
 }
 
+/// The process id and host of the running node `wanted`, from its liveliness token.
+pub fn node_pid(session: &zenoh::Session, prefix: &str, wanted: &str) -> Result<Option<(u32, String)>> {
+    let replies = session
+        .liveliness()
+        .get(keys::all_nodes(prefix))
+        .timeout(Duration::from_millis(500))
+        .wait()
+        .map_err(anyhow::Error::msg)?;
+    while let Ok(reply) = replies.recv() {
+        if let Ok(sample) = reply.result() {
+            if let Some((name, host, pid)) = keys::parse_liveliness_token(prefix, sample.key_expr().as_str()) {
+                if name == wanted {
+                    return Ok(Some((pid, host)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
 pub fn node_list(transport: &TransportConfig) -> Result<()> {
     let session = open(transport, Duration::from_secs(2))?;
     let prefix = &transport.prefix;

@@ -145,6 +145,11 @@ pub struct NodeEntry {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, InputEntry>")]
     pub inputs: BTreeMap<String, Spanned<InputEntry>>,
+    /// Faults injected from the start (benches, HIL): `stall_ms` of the node's callback, and
+    /// drop/delay/freeze/corrupt on every input; an input's own `fault:` wins over these.
+    #[serde(default)]
+    #[schemars(with = "Option<FaultEntry>")]
+    pub faults: Option<Spanned<FaultEntry>>,
     /// For `exec` nodes: topics the program publishes (used by the checks).
     #[serde(default)]
     pub publishes: Vec<String>,
@@ -174,6 +179,39 @@ pub struct InputEntry {
     /// needs to publish it.
     #[serde(default)]
     pub external: bool,
+    /// Faults injected into this input from the start (see `reflex fault --help`).
+    #[serde(default)]
+    pub fault: Option<FaultEntry>,
+}
+
+/// Injected faults (`reflex_runtime::fault`): percentages 0–100, times in ms.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultEntry {
+    /// Drop this share of arriving messages, %.
+    pub drop_pct: Option<f64>,
+    /// Hold each message this long before the node may take it, ms.
+    pub delay_ms: Option<f64>,
+    /// Repeat the last message in place of every new one.
+    pub freeze: Option<bool>,
+    /// Flip bytes in this share of messages, %.
+    pub corrupt_pct: Option<f64>,
+    /// The node's per-message callback stalls this long, ms (a node's `faults:` only).
+    pub stall_ms: Option<f64>,
+}
+
+impl FaultEntry {
+    pub fn command(&self, input: Option<String>) -> reflex_runtime::fault::FaultCommand {
+        reflex_runtime::fault::FaultCommand {
+            input,
+            drop_pct: self.drop_pct,
+            delay_ms: self.delay_ms,
+            freeze: self.freeze,
+            corrupt_pct: self.corrupt_pct,
+            stall_ms: self.stall_ms,
+            clear: false,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]

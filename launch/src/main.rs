@@ -5,6 +5,7 @@ mod bench;
 mod check;
 mod detect;
 mod diagnostics;
+mod fault;
 mod introspect;
 mod kinds;
 mod launch_file;
@@ -107,20 +108,11 @@ enum Command {
     /// Closed-loop simulation of Euro NCAP-style AEB scenarios (sim/scenarios/).
     #[command(subcommand)]
     Sim(sim::SimCommand),
-    /// Inject a fault into a running node (benches, HIL): `reflex fault detector --delay-ms 300`,
-    /// `reflex fault detector --clear`. The node logs it and reports it on /reflex/events.
-    Fault {
-        /// The node's name.
-        node: String,
-        /// Every message the node processes takes this much longer (inside its budget).
-        #[arg(long)]
-        delay_ms: Option<f64>,
-        /// Clear every injected fault.
-        #[arg(long, conflicts_with = "delay_ms")]
-        clear: bool,
-        #[command(flatten)]
-        target: Target,
-    },
+    /// Inject a fault into a running node (benches, HIL): per input drop, delay, freeze,
+    /// corrupt; a stalled callback; SIGSTOP/SIGCONT/SIGKILL of its process. E.g.
+    /// `reflex fault detector --input /camera/image --drop-pct 30`, `reflex fault camera --stop`,
+    /// `reflex fault detector --clear`. Every fault is reported on /reflex/events.
+    Fault(fault::FaultArgs),
     /// Print the versions of Reflex and the components it was built with.
     Version,
     /// Run a benchmark and print its table (baseline measured side by side in the same run).
@@ -233,19 +225,7 @@ fn run(command: Command) -> Result<bool> {
         Command::Sim(command) => sim::run(command),
         Command::Replay(args) => bag::replay_command(args),
         Command::Bag(BagCommand::Info { file }) => bag::info(&file),
-        Command::Fault { node, delay_ms, clear, target } => {
-            let body = match (delay_ms, clear) {
-                (Some(delay), _) => serde_json::json!({ "delay_ms": delay }),
-                (None, true) => serde_json::json!({ "clear": true }),
-                (None, false) => anyhow::bail!("say which fault: --delay-ms MS or --clear"),
-            };
-            let session = introspect::open(&target.transport(), Duration::from_secs(2))?;
-            let key = reflex_runtime::keys::fault_key(&target.prefix, &node);
-            zenoh::Wait::wait(session.put(&key, body.to_string()))
-                .map_err(|e| anyhow::anyhow!("cannot send the fault: {e}"))?;
-            eprintln!("sent {body} to {key}");
-            Ok(true)
-        }
+        Command::Fault(args) => fault::run(args),
         Command::Check { file, set } => {
             let overrides = launch_file::parse_overrides(&set).map_err(anyhow::Error::msg)?;
             match check::run_check(&file, &overrides) {

@@ -107,23 +107,7 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         }
     };
     let find_node = |observer: &Node, wanted: &str| -> Result<Option<i32>> {
-        let replies = observer
-            .session()
-            .liveliness()
-            .get(keys::all_nodes(&prefix))
-            .timeout(Duration::from_millis(500))
-            .wait()
-            .map_err(anyhow::Error::msg)?;
-        while let Ok(reply) = replies.recv() {
-            if let Ok(sample) = reply.result() {
-                if let Some((name, _, pid)) = keys::parse_liveliness_token(&prefix, sample.key_expr().as_str()) {
-                    if name == wanted {
-                        return Ok(Some(pid as i32));
-                    }
-                }
-            }
-        }
-        Ok(None)
+        Ok(crate::introspect::node_pid(observer.session(), &prefix, wanted)?.map(|(pid, _)| pid as i32))
     };
     // A node's pid from its liveliness token, waiting up to 20 s for it to (re)appear.
     let pid_of = |observer: &Node, name: &str| -> Result<i32> {
@@ -179,7 +163,7 @@ pub fn run(args: ReactionArgs) -> Result<()> {
                     braking? - (last.0 + (args.deadline_ms * 1e6) as i64)
                 }
                 _ => {
-                    inject(&format!("{{\"delay_ms\": {}}}", args.delay_ms))?;
+                    inject(&format!("{{\"stall_ms\": {}}}", args.delay_ms))?;
                     let braking = wait_command(BrakeRequest::LEVEL_FULL, Duration::from_secs(5), &mut last);
                     inject("{}")?;
                     braking? - (last.1 + (args.detections_deadline_ms * 1e6) as i64)

@@ -161,14 +161,14 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
         }
         {
             let Some(received) = images.recv_view::<ImageView>() else {
-                node.wait_for_input(Duration::from_millis(50));
+                node.wait_for_input(Duration::from_millis(5));
                 continue;
             };
             let dequeued = Instant::now();
             let Ok(frame) = received else { continue }; // decode errors are counted and reported by the runtime
             let image = &frame.message;
             let compiles_before = detector.compiles();
-            let injected = node.faults().delay() + Duration::from_secs_f64(config.inject_delay_ms / 1e3);
+            let injected = node.faults().stall() + Duration::from_secs_f64(config.inject_delay_ms / 1e3);
             let result = budget.run(|| {
                 let rgb = image.to_rgb8(&mut scratch)?;
                 let result = detector.detect(rgb, image.width, image.height, &mut found).map_err(|e| e.to_string());

@@ -75,7 +75,7 @@ pub mod transport;
 pub use clock::Clock;
 pub use logging::{init_tracing, LogFormat};
 pub use node::{
-    Budget, DeadlineWatch, InputOptions, Node, NodeError, NodeOptions, Publisher, RawPublisher, RawSample,
+    hostname, Budget, DeadlineWatch, InputOptions, Node, NodeError, NodeOptions, Publisher, RawPublisher, RawSample,
     RawSubscriber, Received, Subscriber,
 };
 pub use queue::OverflowPolicy;

@@ -50,6 +50,8 @@ pub struct NodeOptions {
     pub clock: Clock,
     /// Follow `rosgraph_msgs/Clock` on `/clock` (a simulation clock that the messages move).
     pub use_sim_time: bool,
+    /// Faults injected from the start (see [`crate::fault`]).
+    pub faults: Vec<crate::fault::FaultCommand>,
 }
 
 impl NodeOptions {
@@ -63,6 +65,7 @@ impl NodeOptions {
             name: spec.name.clone(),
             transport: spec.transport.clone(),
             use_sim_time: spec.use_sim_time,
+            faults: spec.faults.clone(),
             ..Self::default()
         }
     }
@@ -152,7 +155,7 @@ struct EventSink {
 impl Node {
     /// Opens the zenoh session, declares the node's liveliness token and starts its watchdog.
     pub fn new(options: NodeOptions) -> Result<Self, NodeError> {
-        let NodeOptions { name, transport, clock, use_sim_time } = options;
+        let NodeOptions { name, transport, clock, use_sim_time, faults: initial_faults } = options;
         let clock = if use_sim_time && !clock.is_sim() { Clock::sim(0) } else { clock };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(NodeError::BadName(name));
@@ -208,6 +211,11 @@ impl Node {
         };
         *shared.watchdog_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(watchdog.thread().clone());
         let faults = Arc::new(crate::fault::Faults::default());
+        for command in &initial_faults {
+            let now = faults.apply(command).map_err(|e| NodeError::Open(format!("fault from the launch file: {e}")))?;
+            tracing::warn!(node = %shared.name, "injected fault (launch file): {now}");
+            shared.report(MonitorEvent::KIND_FAULT_INJECTED, command.input.as_deref().unwrap_or(""), 0.0, 0.0, &now);
+        }
         let fault_key = keys::fault_key(&shared.prefix, &shared.name);
         let fault_subscriber = {
             let session = shared.session.clone();
@@ -305,16 +313,26 @@ impl Node {
         let processing_thread = std::thread::current();
         let callback_watch = watch.clone();
         let clock = self.shared.clock.clone();
+        let fault = self.faults.register_input(topic);
+        let callback_fault = fault.clone();
         let inner = self
             .shared
             .session
             .declare_subscriber(key.clone())
             .callback(move |sample: Sample| {
+                // Injected faults act before anything else: a dropped message never arrived.
+                let mut replaced = None;
+                if callback_fault.is_active() {
+                    match callback_fault.on_arrival(|| sample.payload().to_bytes().into_owned()) {
+                        crate::fault::Verdict::Drop => return,
+                        crate::fault::Verdict::Deliver(bytes) => replaced = bytes,
+                    }
+                }
                 let arrival_ns = clock.now_ns();
                 // Relaxed: the watchdog only compares times; no other data hangs off this store.
                 callback_watch.last_arrival_ns.store(arrival_ns, Ordering::Relaxed);
                 let attachment = sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()));
-                writer.push(Incoming { sample, arrival_ns, attachment });
+                writer.push(Incoming { sample, arrival_ns, attachment, replaced });
                 processing_thread.unpark();
             })
             .wait()
@@ -338,6 +356,8 @@ impl Node {
             lost,
             shared: self.shared.clone(),
             _watch: watch,
+            fault,
+            held: None,
         })
     }
 
@@ -501,7 +521,8 @@ fn gid(session: &zenoh::Session, entity: u64) -> [u8; 16] {
     gid
 }
 
-fn hostname() -> String {
+/// This host's name, as nodes put it in their liveliness tokens.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
@@ -608,6 +629,8 @@ impl<T: Message> Publisher<T> {
 /// What the network callback hands to the processing thread.
 struct Incoming {
     sample: Sample,
+    /// Bytes an injected fault put in place of the payload (a frozen or corrupted copy).
+    replaced: Option<Vec<u8>>,
     arrival_ns: i64,
     /// Decoded once, in the callback (the sequence check needs it there).
     attachment: Option<Attachment>,
@@ -697,6 +720,9 @@ pub struct Subscriber<T: Message> {
     lost: Arc<AtomicU64>,
     shared: Arc<NodeShared>,
     _watch: Arc<InputWatch>,
+    /// Injected faults of this input, and a message an injected delay holds back.
+    fault: Arc<crate::fault::InputFault>,
+    held: Option<Incoming>,
 }
 
 impl<T: Message> Subscriber<T> {
@@ -705,10 +731,13 @@ impl<T: Message> Subscriber<T> {
     pub fn recv(&mut self) -> Option<Received<&T>> {
         loop {
             self.report_drops();
-            let incoming = self.reader.pop()?;
+            let incoming = self.next_incoming()?;
             let payload = incoming.sample.payload();
             let shared_memory = payload.as_shm().is_some();
-            let result = decode_payload(payload, &mut self.message);
+            let result = match &incoming.replaced {
+                Some(bytes) => decode_into(bytes, &mut self.message),
+                None => decode_payload(payload, &mut self.message),
+            };
             if let Err(error) = result {
                 self.stats.decode_errors += 1;
                 // Formatting allocates, but only on this error path.
@@ -736,15 +765,16 @@ impl<T: Message> Subscriber<T> {
         V: serde::Deserialize<'s> + Stamped,
     {
         self.report_drops();
-        let incoming = self.reader.pop()?;
+        let incoming = self.next_incoming()?;
         // Split borrows: the view borrows `current`/`gathered` while stats are updated.
         let Self { current, gathered, stats, shared, topic, .. } = self;
         let incoming: &'s Incoming = current.insert(incoming);
         let payload = incoming.sample.payload();
         let shared_memory = payload.as_shm().is_some();
-        let bytes: &'s [u8] = match payload.to_bytes() {
-            Cow::Borrowed(bytes) => bytes,
-            Cow::Owned(bytes) => {
+        let bytes: &'s [u8] = match (&incoming.replaced, payload.to_bytes()) {
+            (Some(replaced), _) => replaced.as_slice(),
+            (None, Cow::Borrowed(bytes)) => bytes,
+            (None, Cow::Owned(bytes)) => {
                 // A fragmented payload (large message over a network link) is gathered once.
                 *gathered = bytes;
                 gathered.as_slice()
@@ -767,6 +797,21 @@ impl<T: Message> Subscriber<T> {
                 Some(Err(error))
             }
         }
+    }
+
+    /// The next message the node may take: the queue's next, unless an injected delay still
+    /// holds it back (the node's loop polls again; `recv` returns `None` meanwhile).
+    fn next_incoming(&mut self) -> Option<Incoming> {
+        let incoming = match self.held.take() {
+            Some(held) => held,
+            None => self.reader.pop()?,
+        };
+        let delay_ns = self.fault.delay().as_nanos() as i64;
+        if delay_ns > 0 && incoming.arrival_ns + delay_ns > self.shared.clock.now_ns() {
+            self.held = Some(incoming);
+            return None;
+        }
+        Some(incoming)
     }
 
     /// Reports messages lost on this input: dropped by the queue's overflow policy, or missing

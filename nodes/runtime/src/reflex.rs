@@ -96,7 +96,7 @@ pub fn run_reflex<R: Reflex>(
     let mut output = R::Output::default();
     let mut report = ReflexReport::default();
     while !shutdown.is_requested() {
-        node.wait_for_input(Duration::from_millis(20));
+        node.wait_for_input(Duration::from_millis(5));
         while let Some(received) = input.recv() {
             if report.failure.is_some() {
                 continue; // keep draining so the queue does not report drops for a dead reflex
@@ -104,8 +104,13 @@ pub fn run_reflex<R: Reflex>(
             let context =
                 ReflexContext { name: &options.name, now_ns: node.clock().now_ns(), input_age_ns: received.age_ns };
             let message = received.message;
-            let outcome =
-                budget.run(|| catch_unwind(AssertUnwindSafe(|| reflex.react(message, &mut output, &context))));
+            let stall = node.faults().stall();
+            let outcome = budget.run(|| {
+                if !stall.is_zero() {
+                    std::thread::sleep(stall); // an injected stall, inside the budget like a hang
+                }
+                catch_unwind(AssertUnwindSafe(|| reflex.react(message, &mut output, &context)))
+            });
             report.calls += 1;
             match outcome {
                 Ok(true) => {

@@ -93,6 +93,9 @@ pub struct NodeSpec {
     pub transport: TransportConfig,
     /// Follow the simulation time on `/clock` instead of the wall clock.
     pub use_sim_time: bool,
+    /// Faults injected from the start (see [`crate::fault`]), applied in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::fault::FaultCommand>,
 }
 
 impl NodeSpec {
