@@ -307,15 +307,21 @@ fn faults_of(
         let command = entry.value.command(None);
         match command.validate() {
             Ok(()) => commands.push(command),
-            Err(error) => diagnostics.push(Diagnostic::at(file, &entry.referenced, format!("node `{name}`: faults: {error}"))),
+            Err(error) => {
+                diagnostics.push(Diagnostic::at(file, &entry.referenced, format!("node `{name}`: faults: {error}")))
+            }
         }
     }
     for (key, input) in &node.inputs {
         let Some(fault) = input.value.fault else { continue };
         if fault.stall_ms.is_some() {
             diagnostics.push(
-                Diagnostic::at(file, &input.referenced, format!("node `{name}`: input `{key}`: stall_ms in an input's fault"))
-                    .hint("a stall is the node's: put it under the node's `faults:`"),
+                Diagnostic::at(
+                    file,
+                    &input.referenced,
+                    format!("node `{name}`: input `{key}`: stall_ms in an input's fault"),
+                )
+                .hint("a stall is the node's: put it under the node's `faults:`"),
             );
             continue;
         }
@@ -330,8 +336,11 @@ fn faults_of(
         let command = fault.command(Some(topic));
         match command.validate() {
             Ok(()) => commands.push(command),
-            Err(error) => diagnostics
-                .push(Diagnostic::at(file, &input.referenced, format!("node `{name}`: input `{key}`: fault: {error}"))),
+            Err(error) => diagnostics.push(Diagnostic::at(
+                file,
+                &input.referenced,
+                format!("node `{name}`: input `{key}`: fault: {error}"),
+            )),
         }
     }
     commands

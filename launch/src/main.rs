@@ -9,6 +9,7 @@ mod fault;
 mod introspect;
 mod kinds;
 mod launch_file;
+mod plot;
 mod sim;
 mod supervise;
 

@@ -3,9 +3,9 @@
 
 use anyhow::{bail, Context, Result};
 use reflex_runtime::{Node, NodeOptions, TransportConfig};
-use reflex_sim::realtime::Plant;
+use reflex_sim::plant::{Perception, Plant};
 use reflex_sim::run::{run_cell, CellResult, RunConfig};
-use reflex_sim::scenario;
+use reflex_sim::scenario::{self, Cell};
 use reflex_sim::scoring::Colour;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -28,48 +28,106 @@ pub enum SimCommand {
         #[command(flatten)]
         options: SimOptions,
     },
+    /// Render a labelled, domain-randomised training set for the simulator's detector
+    /// (images/NNNNNN.png at 320x240 and labels.json); see models/simnet/.
+    Dataset {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of images.
+        #[arg(long, default_value_t = 4000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(clap::Args)]
 pub struct SimOptions {
-    /// Report folder (results.json, summary.md, series/*.csv).
+    /// Report folder: results.json, summary.md, a PNG plot and a CSV series per cell, and the
+    /// run's MCAP recording (runs through processes).
     #[arg(long, default_value = "sim-results")]
     out: PathBuf,
-    /// `ground-truth`: actors projected into the camera with the noise model, the AEB in
-    /// process (fast sweeps of the control logic). `full`: rendered frames through the detector
-    /// and the nodes as processes (not built yet).
-    #[arg(long, default_value = "ground-truth")]
+    /// `full`: rendered camera frames through the OpenVINO detector, the AEB, monitor and
+    /// arbiter as processes. `ground-truth`: the world's actors projected into the camera with
+    /// the noise model instead of the detector (without --realtime or --lockstep, the AEB runs
+    /// in process: the fast sweep of the control logic).
+    #[arg(long, default_value = "full", value_parser = ["full", "ground-truth"])]
     perception: String,
-    /// Seed of the noise model.
+    /// Real time: the world runs on the wall clock and true latencies count (default for
+    /// processes: lock-step, where the world waits for the chain's answer to every frame and
+    /// two runs agree bit for bit).
+    #[arg(long, conflicts_with = "lockstep")]
+    realtime: bool,
+    /// Ground truth through the processes in lock-step (full perception always runs this way
+    /// unless --realtime).
+    #[arg(long)]
+    lockstep: bool,
+    /// Detector model config for full perception.
+    #[arg(long, default_value = "models/simnet/simnet.yaml")]
+    model: PathBuf,
+    /// Record the camera frames too (large: about 1 MB each before compression).
+    #[arg(long)]
+    record_images: bool,
+    /// Seed of the noise model, the actors' looks and the sensor noise.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Box edge noise, pixels (standard deviation).
+    /// Ground truth: box edge noise, pixels (standard deviation).
     #[arg(long, default_value_t = 1.0)]
     noise_px: f64,
-    /// Probability that an object is missed in a frame.
+    /// Ground truth: probability that an object is missed in a frame.
     #[arg(long, default_value_t = 0.05)]
     dropout: f64,
-    /// Capture to brake request at the actuator, ms (in-process runs; real-time runs measure it).
+    /// Capture to brake command at the actuator, ms, in simulated time (in-process and
+    /// lock-step runs; real-time runs measure it).
     #[arg(long, default_value_t = 50.0)]
     latency_ms: f64,
-    /// Real time: the AEB, monitor and arbiter run as processes under `reflex launch`, the
-    /// simulator is the plant on the wall clock, and true latencies count.
-    #[arg(long)]
-    realtime: bool,
+}
+
+/// How a run is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    InProcess,
+    LockStep,
+    RealTime,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::InProcess => "in process",
+            Mode::LockStep => "lock-step",
+            Mode::RealTime => "real time",
+        }
+    }
 }
 
 pub fn run(command: SimCommand) -> Result<bool> {
     let (files, options) = match command {
         SimCommand::Run { files, options } => (files, options),
         SimCommand::Suite { name, options } => (suite_files(&name)?, options),
+        SimCommand::Dataset { out, count, seed } => {
+            let terminal = std::io::stderr().is_terminal();
+            reflex_sim::dataset::write(&out, count, seed, |done| {
+                if terminal {
+                    eprint!("\r{done}/{count} images");
+                    let _ = std::io::stderr().flush();
+                }
+            })
+            .with_context(|| format!("cannot write the data set to {}", out.display()))?;
+            if terminal {
+                eprintln!();
+            }
+            println!("{count} images and labels.json in {}", out.display());
+            return Ok(true);
+        }
     };
-    if options.perception != "ground-truth" {
-        bail!(
-            "--perception {}: only `ground-truth` is built so far; the camera renderer and the detector trained on \
-             its images come next (the full stack runs through them)",
-            options.perception
-        );
-    }
+    let perception = if options.perception == "full" { Perception::Rendered } else { Perception::GroundTruth };
+    let mode = match (options.realtime, options.lockstep, perception) {
+        (true, _, _) => Mode::RealTime,
+        (false, true, _) | (false, false, Perception::Rendered) => Mode::LockStep,
+        (false, false, Perception::GroundTruth) => Mode::InProcess,
+    };
     let mut cells = Vec::new();
     for file in &files {
         match scenario::load(file) {
@@ -90,81 +148,190 @@ pub fn run(command: SimCommand) -> Result<bool> {
         },
         ..Default::default()
     };
+    std::fs::create_dir_all(&options.out).with_context(|| format!("cannot create {}", options.out.display()))?;
     let terminal = std::io::stderr().is_terminal();
     let mut results = Vec::with_capacity(cells.len());
-    let mut chain = if options.realtime { Some(Chain::start()?) } else { None };
+    let mut chain = match mode {
+        Mode::InProcess => None,
+        _ => Some(Chain::start(&options, perception, mode)?),
+    };
+    let started = std::time::Instant::now();
     for (index, cell) in cells.iter().enumerate() {
-        match &mut chain {
-            Some(chain) => {
-                chain
-                    .plant
-                    .settle(config.fps, Duration::from_secs(1), Duration::from_secs(60))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                results.push(chain.plant.run_cell(cell, &config).map_err(|e| anyhow::anyhow!("{e}"))?);
-            }
-            None => results.push(run_cell(cell, &config)),
-        }
         if terminal {
-            let filled = (index + 1) * 30 / cells.len();
+            let filled = index * 30 / cells.len();
             eprint!(
-                "\r[{}{}] {}/{} cells: {} ",
+                "\r\x1b[K[{}{}] {}/{} cells, {:.0} s: {} ",
                 "#".repeat(filled),
                 " ".repeat(30 - filled),
-                index + 1,
+                index,
                 cells.len(),
+                started.elapsed().as_secs_f64(),
                 cell.label()
             );
             let _ = std::io::stderr().flush();
         }
+        let result = match &mut chain {
+            Some(chain) => chain.run_cell(cell, &config, mode).map_err(|e| anyhow::anyhow!("{}: {e}", cell.label()))?,
+            None => run_cell(cell, &config),
+        };
+        if !terminal && chain.is_some() {
+            eprintln!("{}: {} ({:.1} km/h)", result.label, result.colour.name(), result.impact_speed_kmh);
+        }
+        results.push(result);
     }
     if terminal {
-        eprintln!();
+        eprintln!("\r\x1b[K[{}] {} cells in {:.0} s", "#".repeat(30), cells.len(), started.elapsed().as_secs_f64());
     }
+    let recording = chain.map(Chain::stop).transpose()?.flatten();
     println!("{}", table(&results));
-    write_report(&options.out, &config, &results, options.realtime)?;
+    let run =
+        RunInfo { perception, mode, model: (perception == Perception::Rendered).then_some(&options.model), recording };
+    write_report(&options.out, &config, &results, &run)?;
     println!("{}", totals(&results));
     eprintln!("report: {}", options.out.display());
     Ok(true)
 }
 
-/// The chain as processes (`reflex launch` of aeb, monitor, arbiter on a private rendezvous
-/// port and prefix) and the simulator's node on the same network.
+/// How the results came about, for the report.
+struct RunInfo<'a> {
+    perception: Perception,
+    mode: Mode,
+    model: Option<&'a PathBuf>,
+    recording: Option<PathBuf>,
+}
+
+/// The chain as processes (`reflex launch` on a private rendezvous port and prefix: the
+/// detector for full perception, the AEB, monitor, arbiter and a recorder) and the simulator's
+/// node on the same network.
 struct Chain {
     plant: Plant,
-    _launch: crate::bench::Interrupted,
+    launch: Option<crate::bench::Interrupted>,
+    recording: PathBuf,
+    started: bool,
 }
 
 impl Chain {
-    fn start() -> Result<Self> {
+    fn start(options: &SimOptions, perception: Perception, mode: Mode) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let prefix = format!("simrt{port}");
+        let prefix = format!("sim{port}");
+        let lockstep = mode == Mode::LockStep;
+        let recording = std::path::absolute(options.out.join("recording.mcap"))?;
+        let _ = std::fs::remove_file(&recording);
+        let full = perception == Perception::Rendered;
+        let model = if full {
+            let model = std::path::absolute(crate::bench::find_in_ancestors(&options.model))?;
+            if !model.is_file() {
+                bail!("--model {}: no such model config", options.model.display());
+            }
+            Some(model)
+        } else {
+            None
+        };
         let file = std::env::temp_dir().join(format!("reflex-sim-chain-{port}.yaml"));
         std::fs::write(
             &file,
-            format!(
-                "zenoh: {{prefix: {prefix}, rendezvous_port: {port}}}\n\
-                 nodes:\n\
-                 \x20 - name: aeb\n    kind: aeb\n    inputs:\n      detections: {{external: true}}\n      camera_info: {{external: true}}\n      vehicle_state: {{external: true}}\n\
-                 \x20 - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [aeb, arbiter]\n      \
-                 watch: [{{topic: /perception/detections, deadline_ms: 200}}]\n      startup_grace_s: 5\n      supervisor: {{stable_period_s: 0.3}}\n\
-                 \x20 - name: arbiter\n    kind: arbiter\n"
-            ),
+            chain_launch_file(&prefix, port, lockstep, model.as_deref(), &recording, options.record_images),
         )?;
+        // Catch a bad generated file (or model config) here, with its diagnostics, rather than
+        // as a silent chain.
+        let check = std::process::Command::new(std::env::current_exe()?).arg("check").arg(&file).output()?;
+        if !check.status.success() {
+            bail!(
+                "the chain's launch file {} does not check:\n{}",
+                file.display(),
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+        let log = std::fs::File::create(options.out.join("chain.log"))?;
         let launch = std::process::Command::new(std::env::current_exe()?)
             .arg("launch")
             .arg(&file)
-            .env("REFLEX_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .env("REFLEX_LOG", "warn")
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .spawn()
             .context("cannot start reflex launch")?;
         let launch = crate::bench::Interrupted(launch);
         let transport = TransportConfig { prefix, ..TransportConfig::loopback(port) };
-        let node = Node::new(NodeOptions::new("sim").transport(transport))?;
-        let plant = Plant::new(node).map_err(|e| anyhow::anyhow!("{e}"))?;
-        eprintln!("real time: aeb, monitor and arbiter as processes (launch file {})", file.display());
-        Ok(Self { plant, _launch: launch })
+        let clock = if lockstep { reflex_runtime::Clock::sim(0) } else { reflex_runtime::Clock::wall() };
+        let node = Node::new(NodeOptions::new("sim").transport(transport).clock(clock))?;
+        let plant = Plant::new(node, perception).map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!(
+            "{}: {} as processes (launch file {}, log {})",
+            mode.name(),
+            if full { "detector, aeb, monitor, arbiter and recorder" } else { "aeb, monitor, arbiter and recorder" },
+            file.display(),
+            options.out.join("chain.log").display()
+        );
+        Ok(Self { plant, launch: Some(launch), recording, started: false })
     }
+
+    fn run_cell(
+        &mut self,
+        cell: &Cell,
+        config: &RunConfig,
+        mode: Mode,
+    ) -> Result<CellResult, reflex_runtime::RunError> {
+        if mode == Mode::LockStep {
+            if !self.started {
+                self.plant.start_lockstep(config, Duration::from_secs(120))?;
+                self.started = true;
+            }
+            // 2 s of empty road, more if the chain still brakes.
+            self.plant.settle_lockstep(config, 60, 900)?;
+            self.plant.run_cell_lockstep(cell, config)
+        } else {
+            self.plant.settle(config, Duration::from_secs(1), Duration::from_secs(120))?;
+            self.plant.run_cell(cell, config)
+        }
+    }
+
+    /// Stops the chain (the recorder closes its file) and returns the recording, if written.
+    fn stop(mut self) -> Result<Option<PathBuf>> {
+        drop(self.launch.take());
+        Ok(self.recording.is_file().then_some(self.recording))
+    }
+}
+
+fn chain_launch_file(
+    prefix: &str,
+    port: u16,
+    lockstep: bool,
+    model: Option<&Path>,
+    recording: &Path,
+    record_images: bool,
+) -> String {
+    let mut text = format!("zenoh: {{prefix: {prefix}, rendezvous_port: {port}}}\nuse_sim_time: {lockstep}\nnodes:\n");
+    let mut required = vec!["aeb", "arbiter"];
+    if let Some(model) = model {
+        required.insert(0, "detector");
+        text.push_str(&format!(
+            "  - name: detector\n    kind: detector\n    params: {{model: {:?}, budget_ms: 60}}\n    \
+             inputs:\n      image: {{external: true, capacity: 1, policy: drop_oldest}}\n",
+            model.display().to_string()
+        ));
+        text.push_str(
+            "  - name: aeb\n    kind: aeb\n    inputs:\n      camera_info: {external: true}\n      \
+             vehicle_state: {external: true}\n",
+        );
+    } else {
+        text.push_str(
+            "  - name: aeb\n    kind: aeb\n    inputs:\n      detections: {external: true}\n      \
+             camera_info: {external: true}\n      vehicle_state: {external: true}\n",
+        );
+    }
+    text.push_str(&format!(
+        "  - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [{}]\n      \
+         watch: [{{topic: /perception/detections, deadline_ms: 200}}]\n      startup_grace_s: 5\n      \
+         supervisor: {{stable_period_s: 0.3}}\n  - name: arbiter\n    kind: arbiter\n",
+        required.join(", ")
+    ));
+    let exclude = if record_images { "[]" } else { "[/camera/image]" };
+    text.push_str(&format!(
+        "  - name: recorder\n    kind: recorder\n    params: {{output: {:?}, exclude: {exclude}, queue_messages: 4096}}\n",
+        recording.display().to_string()
+    ));
+    text
 }
 
 fn suite_files(name: &str) -> Result<Vec<PathBuf>> {
@@ -271,23 +438,59 @@ fn grid(results: &[CellResult]) -> String {
     out
 }
 
-fn write_report(out: &Path, config: &RunConfig, results: &[CellResult], realtime: bool) -> Result<()> {
+fn write_report(out: &Path, config: &RunConfig, results: &[CellResult], run: &RunInfo) -> Result<()> {
     let series = out.join("series");
-    std::fs::create_dir_all(&series).with_context(|| format!("cannot create {}", series.display()))?;
-    let json =
-        serde_json::json!({ "perception": "ground-truth", "realtime": realtime, "config": config, "cells": results });
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    let plots = out.join("plots");
+    for dir in [&series, &plots] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let perception = match run.perception {
+        Perception::Rendered => "full",
+        Perception::GroundTruth => "ground-truth",
+    };
+    // Paths relative to the report (or as given), so two runs' results compare byte for byte.
+    let json = serde_json::json!({
+        "perception": perception,
+        "mode": run.mode.name(),
+        "realtime": run.mode == Mode::RealTime,
+        "model": run.model.map(|m| m.display().to_string()),
+        "recording": run.recording.as_ref().map(|_| "recording.mcap"),
+        "config": config,
+        "cells": results,
+    });
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    let seeing = match (run.perception, run.model) {
+        (Perception::Rendered, Some(model)) => {
+            format!("rendered camera frames through the OpenVINO detector (model config {})", model.display())
+        }
+        _ => format!(
+            "ground truth with noise (edge σ {} px, dropout {})",
+            config.noise.edge_sigma_px, config.noise.dropout
+        ),
+    };
+    let timing = match run.mode {
+        Mode::RealTime => "capture→command latency as measured (real time, the chain as processes)".to_string(),
+        Mode::LockStep => format!(
+            "lock-step (the chain as processes, each frame answered before the world moves on), commands act {} ms \
+             of simulated time after capture",
+            config.perception_latency_s * 1e3
+        ),
+        Mode::InProcess => {
+            format!("capture→actuator latency {} ms (AEB in process)", config.perception_latency_s * 1e3)
+        }
+    };
+    let recording =
+        run.recording.as_ref().map_or(String::new(), |_| "Recording: [recording.mcap](recording.mcap).\n\n".into());
+    let mut plot_list = String::new();
+    for r in results {
+        let name = format!("{}.png", slug(&r.label));
+        crate::plot::cell(&plots.join(&name), r).with_context(|| format!("cannot plot {}", r.label))?;
+        plot_list.push_str(&format!("- [{}](plots/{name})\n", r.label));
+    }
     let summary = format!(
-        "# Simulation results\n\nPerception: ground truth with noise (edge σ {} px, dropout {}), seed {}, capture→actuator \
-         latency {}, camera {} fps.\n\n## Totals\n\n{}\n## NCAP grid\n\n{}\n## Cells\n\n{}",
-        config.noise.edge_sigma_px,
-        config.noise.dropout,
+        "# Simulation results\n\nPerception: {seeing}; {timing}; seed {}, camera {} fps.\n\n{recording}## Totals\n\n{}\n\
+         ## NCAP grid\n\n{}\n## Cells\n\n{}\n## Plots\n\n{plot_list}",
         config.seed,
-        if realtime {
-            "as measured (real time: AEB, monitor and arbiter as processes)".to_string()
-        } else {
-            format!("{} ms (in process)", config.perception_latency_s * 1e3)
-        },
         config.fps,
         totals(results),
         grid(results),
@@ -295,7 +498,6 @@ fn write_report(out: &Path, config: &RunConfig, results: &[CellResult], realtime
     );
     std::fs::write(out.join("summary.md"), summary)?;
     for r in results {
-        let slug: String = r.label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         let mut csv = String::from("t_s,gap_m,ego_speed_mps,target_speed_mps,decel_mps2,level\n");
         for s in &r.series {
             csv.push_str(&format!(
@@ -303,7 +505,12 @@ fn write_report(out: &Path, config: &RunConfig, results: &[CellResult], realtime
                 s.t_s, s.gap_m, s.ego_speed_mps, s.target_speed_mps, s.decel_mps2, s.level
             ));
         }
-        std::fs::write(series.join(format!("{slug}.csv")), csv)?;
+        std::fs::write(series.join(format!("{}.csv", slug(&r.label))), csv)?;
     }
     Ok(())
+}
+
+/// A file name from a cell's label.
+fn slug(label: &str) -> String {
+    label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }

@@ -7,8 +7,10 @@
 //! simulator issue): the camera renderer, the detector trained on its images, and the
 //! multi-process runs in lock-step and real time.
 
+pub mod dataset;
 pub mod dynamics;
-pub mod realtime;
+pub mod plant;
+pub mod render;
 pub mod run;
 pub mod scenario;
 pub mod scoring;

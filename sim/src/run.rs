@@ -5,6 +5,7 @@
 //! stack (rendered frames → detector → AEB → arbiter as processes) drives the same world.
 
 use crate::dynamics::{Ego, EgoConfig};
+use crate::render::{Appearance, Look, Renderer};
 use crate::scenario::{Cell, Expect};
 use crate::scoring::{self, Colour};
 use crate::world::{gap_and_overlap, ground_truth, Actor, NoiseModel, Rng};
@@ -83,6 +84,10 @@ pub struct CellResult {
     pub fcw_in_time: bool,
     /// Real-time runs: capture → brake command at the plant, ms (p50, p99, max).
     pub latency_ms: Option<[f64; 3]>,
+    /// Camera frames sent, and how many the chain answered with a command (runs through
+    /// processes; in process every frame is answered).
+    pub frames: u64,
+    pub answered: u64,
     #[serde(skip)]
     pub series: Vec<Sample>,
 }
@@ -96,7 +101,10 @@ pub struct World {
     pub camera: CameraModel,
     config: RunConfig,
     rng: Rng,
+    /// How each actor looks on camera (fixed by the seed).
+    looks: Vec<Appearance>,
     next_frame_s: f64,
+    frames: u64,
     duration_s: f64,
     expect: Expect,
     /// The nearest in-path object: (gap, closing speed).
@@ -121,7 +129,9 @@ impl World {
             camera,
             config: config.clone(),
             rng: Rng::new(config.seed),
+            looks: (0..cell.actors.len()).map(|i| Appearance::for_actor(config.seed, i)).collect(),
             next_frame_s: 0.0,
+            frames: 0,
             duration_s: cell.duration_s,
             expect: cell.expect,
             nearest: None,
@@ -144,6 +154,8 @@ impl World {
                 fcw_in_time: false,
                 series: Vec::new(),
                 latency_ms: None,
+                frames: 0,
+                answered: 0,
             },
             done: false,
         }
@@ -193,13 +205,27 @@ impl World {
         self.done
     }
 
-    /// The camera's next frame, when one is due: ground-truth detections stamped `header`.
-    pub fn frame(&mut self, header: &Header) -> Option<Detection2DArray> {
+    /// Whether the camera takes a frame now; the next one is then due a frame period later.
+    pub fn frame_due(&mut self) -> bool {
         if self.time_s() + 1e-9 < self.next_frame_s {
-            return None;
+            return false;
         }
         self.next_frame_s += 1.0 / self.config.fps;
-        Some(ground_truth(
+        self.frames += 1;
+        true
+    }
+
+    /// The camera's next frame, when one is due: ground-truth detections stamped `header`.
+    pub fn frame(&mut self, header: &Header) -> Option<Detection2DArray> {
+        if !self.frame_due() {
+            return None;
+        }
+        Some(self.ground_truth(header))
+    }
+
+    /// What a perfect detector spoiled by the noise model sees now.
+    pub fn ground_truth(&mut self, header: &Header) -> Detection2DArray {
+        ground_truth(
             &self.camera,
             self.config.image,
             self.ego.x_m,
@@ -207,7 +233,18 @@ impl World {
             &self.config.noise,
             &mut self.rng,
             header,
-        ))
+        )
+    }
+
+    /// Renders the camera's view now into `rgb` (RGB8 at the configured image size).
+    pub fn render(&mut self, renderer: &mut Renderer, rgb: &mut [u8]) {
+        let actors: Vec<(Actor, Appearance)> = self.actors.iter().cloned().zip(self.looks.iter().copied()).collect();
+        renderer.render(self.ego.x_m, &actors, self.frames, rgb);
+    }
+
+    /// A renderer for this world's camera (default look, the run's seed).
+    pub fn renderer(&self) -> Renderer {
+        Renderer::new(self.camera, self.config.image.0, self.config.image.1, Look::default(), self.config.seed)
     }
 
     /// Books the chain's answer to a frame: warning and braking times, a sample of the series.
@@ -243,6 +280,8 @@ impl World {
     /// Scores the cell.
     pub fn finish(mut self) -> CellResult {
         let result = &mut self.result;
+        // Every frame is answered in process; a run through processes overwrites `answered`.
+        (result.frames, result.answered) = (self.frames, self.frames);
         if result.min_gap_m == f64::MAX {
             result.min_gap_m = f64::NAN;
         }

@@ -111,6 +111,18 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// An empty road with the ego standing: what the chain sees between cells.
+    pub fn empty() -> Self {
+        Self {
+            scenario: "settle".into(),
+            expect: Expect::NoBraking,
+            ego_speed_kmh: 0.0,
+            parameters: Vec::new(),
+            actors: Vec::new(),
+            duration_s: f64::MAX,
+        }
+    }
+
     pub fn label(&self) -> String {
         let mut label = format!("{} {} km/h", self.scenario, self.ego_speed_kmh);
         for (name, value) in &self.parameters {

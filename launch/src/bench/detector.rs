@@ -339,7 +339,11 @@ fn benchmark_app(args: &DetectorArgs, model: &Path) -> Result<AppFigures> {
         text.lines()
             .find_map(|line| {
                 let rest = line.split_once(&format!("{label}:"))?.1.trim();
-                rest.strip_suffix("ms")?.trim().parse().ok()
+                // Milliseconds, or microseconds for fast models (benchmark_app picks the unit).
+                match rest.strip_suffix("ms") {
+                    Some(ms) => ms.trim().parse().ok(),
+                    None => rest.strip_suffix("us")?.trim().parse::<f64>().ok().map(|us| us / 1e3),
+                }
             })
             .with_context(|| format!("benchmark_app printed no {label} latency:\n{text}"))
     };

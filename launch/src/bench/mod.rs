@@ -50,7 +50,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
 
 /// A relative path as given when it exists, else under the nearest ancestor of the working
 /// directory or of the executable that has it (fixtures found from anywhere in a checkout).
-fn find_in_ancestors(path: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn find_in_ancestors(path: &std::path::Path) -> std::path::PathBuf {
     if path.is_absolute() || path.exists() {
         return path.to_path_buf();
     }

@@ -145,7 +145,8 @@ pub enum Verdict {
 
 impl InputFault {
     fn new(topic: &str, settings: InputSettings) -> Self {
-        let seed = topic.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3));
+        let seed =
+            topic.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3));
         let fault = Self {
             topic: topic.to_string(),
             active: AtomicBool::new(false),

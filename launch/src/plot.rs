@@ -1,0 +1,143 @@
+//! PNG plots of simulation cells: gap to the object, speeds, and deceleration with the AEB's
+//! warning and braking stages shaded, over time. Drawn with plotters into a buffer and written
+//! with the `image` crate; the labels use DejaVu Sans, embedded (see assets/).
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use reflex_sim::run::CellResult;
+use std::path::Path;
+
+const WIDTH: u32 = 900;
+const HEIGHT: u32 = 760;
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let font: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, font).is_err() {
+            tracing::warn!("the embedded font does not load; plots will lack text");
+        }
+    });
+}
+
+/// Stage colours: warning, partial braking, full braking.
+const STAGES: [(u8, RGBColor); 3] =
+    [(1, RGBColor(255, 225, 110)), (2, RGBColor(255, 170, 80)), (3, RGBColor(240, 90, 80))];
+
+/// Writes `path`: three panels (gap; ego and target speed; deceleration with the stages).
+pub fn cell(path: &Path, result: &CellResult) -> Result<()> {
+    register_font();
+    let mut buffer = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    draw(&mut buffer, result).map_err(|e| anyhow!("{e}"))?;
+    image::save_buffer(path, &buffer, WIDTH, HEIGHT, image::ExtendedColorType::Rgb8)?;
+    Ok(())
+}
+
+fn draw(buffer: &mut [u8], r: &CellResult) -> Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::with_buffer(buffer, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let outcome = if r.impact {
+        format!("impact at {:.1} km/h", r.impact_speed_kmh)
+    } else if r.min_gap_m.is_finite() {
+        format!("stopped {:.2} m short", r.min_gap_m)
+    } else {
+        "no impact".into()
+    };
+    let title = format!("{}: {} ({outcome})", r.label, r.colour.name());
+    let root = root.titled(&title, ("sans-serif", 20))?;
+    let panels = root.split_evenly((3, 1));
+    let series = &r.series;
+    let t_max = series.last().map_or(1.0, |s| s.t_s).max(0.1);
+    let times = |of: fn(&CellResult) -> Option<f64>| of(r).into_iter();
+    let markers: Vec<(f64, &str, RGBColor)> = times(|r| r.warning_time_s)
+        .map(|t| (t, "warning", RGBColor(200, 150, 0)))
+        .chain(times(|r| r.braking_time_s).map(|t| (t, "braking", RGBColor(220, 60, 40))))
+        .chain(times(|r| r.impact_time_s).map(|t| (t, "impact", BLACK)))
+        .collect();
+
+    // Gap.
+    let gaps: Vec<(f64, f64)> =
+        series.iter().filter(|s| s.gap_m.is_finite()).map(|s| (s.t_s, s.gap_m.max(0.0))).collect();
+    let gap_max = gaps.iter().map(|p| p.1).fold(1.0, f64::max) * 1.05;
+    let mut chart = ChartBuilder::on(&panels[0])
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..t_max, 0.0..gap_max)?;
+    chart.configure_mesh().y_desc("gap to object, m").x_desc("time, s").label_style(("sans-serif", 13)).draw()?;
+    chart
+        .draw_series(LineSeries::new(gaps, BLUE.stroke_width(2)))?
+        .label("gap")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+    for (t, name, colour) in &markers {
+        chart
+            .draw_series(LineSeries::new(vec![(*t, 0.0), (*t, gap_max)], colour.stroke_width(1)))?
+            .label(format!("{name} {t:.2} s"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], *colour));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+
+    // Speeds.
+    let speed_max = series.iter().map(|s| s.ego_speed_mps.max(s.target_speed_mps)).fold(1.0, f64::max) * 3.6 * 1.1;
+    let mut chart = ChartBuilder::on(&panels[1])
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..t_max, 0.0..speed_max)?;
+    chart.configure_mesh().y_desc("speed, km/h").x_desc("time, s").label_style(("sans-serif", 13)).draw()?;
+    let green = RGBColor(30, 150, 60);
+    chart
+        .draw_series(LineSeries::new(series.iter().map(|s| (s.t_s, s.ego_speed_mps * 3.6)), green.stroke_width(2)))?
+        .label("ego")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], green.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(
+            series.iter().map(|s| (s.t_s, s.target_speed_mps * 3.6)),
+            MAGENTA.stroke_width(2),
+        ))?
+        .label("target")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], MAGENTA.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+
+    // Deceleration over the stages.
+    let decel_max = series.iter().map(|s| s.decel_mps2).fold(1.0, f64::max).max(10.0);
+    let mut chart = ChartBuilder::on(&panels[2])
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..t_max, 0.0..decel_max)?;
+    chart.configure_mesh().y_desc("deceleration, m/s²").x_desc("time, s").label_style(("sans-serif", 13)).draw()?;
+    for (level, colour) in STAGES {
+        let spans = series.windows(2).filter(|w| w[0].level == level).map(|w| (w[0].t_s, w[1].t_s));
+        chart.draw_series(spans.map(|(a, b)| Rectangle::new([(a, 0.0), (b, decel_max)], colour.mix(0.5).filled())))?;
+        let name = ["warning", "partial braking", "full braking"][usize::from(level - 1)];
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], colour.mix(0.5).filled()));
+    }
+    chart
+        .draw_series(LineSeries::new(series.iter().map(|s| (s.t_s, s.decel_mps2)), BLACK.stroke_width(2)))?
+        .label("ego deceleration")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
