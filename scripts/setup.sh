@@ -8,8 +8,8 @@
 #                          mcap-ros2-support (recordings checked by code we did not write)
 #   .local/openvino.env    exports OPENVINO_LIB=<path of libopenvino_c.so.VERSION>
 #
-# Debian's libclang-dev (bindgen for the V4L2 camera crate) is installed with apt-get when
-# running as root on Debian; otherwise the exact command is printed.
+# Debian's libclang-dev (bindgen for the V4L2 camera crate) and stress-ng (the HIL bench) are
+# installed with apt-get when running as root on Debian; otherwise the exact command is printed.
 set -euo pipefail
 
 REFLEX_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,16 +34,21 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# 2. libclang-dev, for the camera crate's V4L2 bindings (nokhwa/bindgen).
-if ! dpkg -s libclang-dev >/dev/null 2>&1; then
+# 2. Debian packages: libclang-dev for the camera crate's V4L2 bindings (nokhwa/bindgen), and
+#    stress-ng for the hardware-in-the-loop bench's CPU-saturation row.
+missing=()
+for package in libclang-dev stress-ng; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if (( ${#missing[@]} )); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        say "installing libclang-dev (apt-get)"
+        say "installing ${missing[*]} (apt-get)"
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        say "libclang-dev is missing and I cannot install it here. Run:"
-        say "    sudo apt-get install -y libclang-dev"
-        say "(only the V4L2 camera source needs it; everything else builds without)"
+        say "${missing[*]} missing and I cannot install it here. Run:"
+        say "    sudo apt-get install -y ${missing[*]}"
+        say "(libclang-dev: only the V4L2 camera source needs it; stress-ng: one bench row skips without it)"
     fi
 fi
 

@@ -141,3 +141,60 @@ fn draw(buffer: &mut [u8], r: &CellResult) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
+/// Writes `path`: a histogram of `values_ms` (latencies) with its median and p99 marked.
+pub fn histogram(path: &Path, title: &str, values_ms: &[f64]) -> Result<()> {
+    register_font();
+    let (width, height) = (800u32, 420u32);
+    let mut buffer = vec![0u8; (width * height * 3) as usize];
+    draw_histogram(&mut buffer, (width, height), title, values_ms).map_err(|e| anyhow!("{e}"))?;
+    image::save_buffer(path, &buffer, width, height, image::ExtendedColorType::Rgb8)?;
+    Ok(())
+}
+
+fn draw_histogram(
+    buffer: &mut [u8],
+    size: (u32, u32),
+    title: &str,
+    values: &[f64],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::with_buffer(buffer, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let quantile = |p: f64| sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    let top = quantile(1.0).max(0.1) * 1.05;
+    const BINS: usize = 40;
+    let width = top / BINS as f64;
+    let mut counts = [0u32; BINS];
+    for v in &sorted {
+        counts[((v / width) as usize).min(BINS - 1)] += 1;
+    }
+    let peak = counts.iter().copied().max().unwrap_or(1).max(1);
+    let caption = format!(
+        "{title}: n {}, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        sorted.len(),
+        quantile(0.5),
+        quantile(0.99),
+        quantile(1.0)
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(45)
+        .build_cartesian_2d(0.0..top, 0u32..peak + peak / 10 + 1)?;
+    chart.configure_mesh().x_desc("ms").y_desc("frames").label_style(("sans-serif", 13)).draw()?;
+    let blue = RGBColor(70, 110, 190);
+    chart.draw_series(
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| Rectangle::new([(i as f64 * width, 0), ((i + 1) as f64 * width, c)], blue.filled())),
+    )?;
+    for (p, colour) in [(0.5, RGBColor(30, 150, 60)), (0.99, RGBColor(220, 60, 40))] {
+        let x = quantile(p);
+        chart.draw_series(LineSeries::new(vec![(x, 0), (x, peak + peak / 10)], colour.stroke_width(2)))?;
+    }
+    root.present()?;
+    Ok(())
+}

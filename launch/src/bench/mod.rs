@@ -3,6 +3,7 @@
 
 mod deadline;
 mod detector;
+mod hil;
 mod reaction;
 mod record;
 mod transport;
@@ -26,6 +27,9 @@ pub enum BenchCommand {
     /// Detector time per frame (queue to publish) against OpenVINO's benchmark_app on the same
     /// model and hint, and the frame rate sustained from a 640x480 source.
     Detector(detector::DetectorArgs),
+    /// The hardware-in-the-loop fault matrix: the vehicle stack as processes, the simulator as
+    /// the plant in real time, one braking scenario per fault; writes a Markdown report.
+    Hil(hil::HilArgs),
     /// Recorder throughput: a 640x480 rgb8 stream at 30 fps into `reflex record`, zstd and none.
     Record(record::RecordBenchArgs),
     /// (internal) The receiving process of `bench transport`.
@@ -43,6 +47,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Reaction(args) => reaction::run(args),
         BenchCommand::Detector(args) => detector::run(args),
         BenchCommand::Record(args) => record::run(args),
+        BenchCommand::Hil(args) => hil::run(args),
         BenchCommand::TransportSink(args) => transport::sink(args),
         BenchCommand::DeadlinePeer(args) => deadline::peer(args),
     }
