@@ -3,6 +3,7 @@
 //! with the `image` crate; the labels use DejaVu Sans, embedded (see assets/).
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use reflex_sim::run::CellResult;
@@ -60,12 +61,7 @@ fn draw(buffer: &mut [u8], r: &CellResult) -> Result<(), Box<dyn std::error::Err
     let gaps: Vec<(f64, f64)> =
         series.iter().filter(|s| s.gap_m.is_finite()).map(|s| (s.t_s, s.gap_m.max(0.0))).collect();
     let gap_max = gaps.iter().map(|p| p.1).fold(1.0, f64::max) * 1.05;
-    let mut chart = ChartBuilder::on(&panels[0])
-        .margin(10)
-        .x_label_area_size(28)
-        .y_label_area_size(55)
-        .build_cartesian_2d(0.0..t_max, 0.0..gap_max)?;
-    chart.configure_mesh().y_desc("gap to object, m").x_desc("time, s").label_style(("sans-serif", 13)).draw()?;
+    let mut chart = panel(&panels[0], t_max, gap_max, "gap to object, m")?;
     chart
         .draw_series(LineSeries::new(gaps, BLUE.stroke_width(2)))?
         .label("gap")
@@ -76,21 +72,11 @@ fn draw(buffer: &mut [u8], r: &CellResult) -> Result<(), Box<dyn std::error::Err
             .label(format!("{name} {t:.2} s"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], *colour));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut chart)?;
 
     // Speeds.
     let speed_max = series.iter().map(|s| s.ego_speed_mps.max(s.target_speed_mps)).fold(1.0, f64::max) * 3.6 * 1.1;
-    let mut chart = ChartBuilder::on(&panels[1])
-        .margin(10)
-        .x_label_area_size(28)
-        .y_label_area_size(55)
-        .build_cartesian_2d(0.0..t_max, 0.0..speed_max)?;
-    chart.configure_mesh().y_desc("speed, km/h").x_desc("time, s").label_style(("sans-serif", 13)).draw()?;
+    let mut chart = panel(&panels[1], t_max, speed_max, "speed, km/h")?;
     let green = RGBColor(30, 150, 60);
     chart
         .draw_series(LineSeries::new(series.iter().map(|s| (s.t_s, s.ego_speed_mps * 3.6)), green.stroke_width(2)))?
@@ -103,21 +89,11 @@ fn draw(buffer: &mut [u8], r: &CellResult) -> Result<(), Box<dyn std::error::Err
         ))?
         .label("target")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], MAGENTA.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut chart)?;
 
     // Deceleration over the stages.
     let decel_max = series.iter().map(|s| s.decel_mps2).fold(1.0, f64::max).max(10.0);
-    let mut chart = ChartBuilder::on(&panels[2])
-        .margin(10)
-        .x_label_area_size(28)
-        .y_label_area_size(55)
-        .build_cartesian_2d(0.0..t_max, 0.0..decel_max)?;
-    chart.configure_mesh().y_desc("deceleration, m/s²").x_desc("time, s").label_style(("sans-serif", 13)).draw()?;
+    let mut chart = panel(&panels[2], t_max, decel_max, "deceleration, m/s²")?;
     for (level, colour) in STAGES {
         let spans = series.windows(2).filter(|w| w[0].level == level).map(|w| (w[0].t_s, w[1].t_s));
         chart.draw_series(spans.map(|(a, b)| Rectangle::new([(a, 0.0), (b, decel_max)], colour.mix(0.5).filled())))?;
@@ -131,13 +107,36 @@ fn draw(buffer: &mut [u8], r: &CellResult) -> Result<(), Box<dyn std::error::Err
         .draw_series(LineSeries::new(series.iter().map(|s| (s.t_s, s.decel_mps2)), BLACK.stroke_width(2)))?
         .label("ego deceleration")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2)));
+    legend(&mut chart)?;
+    root.present()?;
+    Ok(())
+}
+
+type Panel<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One of a cell plot's panels: time across, `y_desc` up to `y_max`.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    t_max: f64,
+    y_max: f64,
+    y_desc: &str,
+) -> Result<Panel<'a, 'b>, Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..t_max, 0.0..y_max)?;
+    chart.configure_mesh().y_desc(y_desc).x_desc("time, s").label_style(("sans-serif", 13)).draw()?;
+    Ok(chart)
+}
+
+fn legend<'a, 'b: 'a>(chart: &mut Panel<'a, 'b>) -> Result<(), Box<dyn std::error::Error>> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .label_font(("sans-serif", 13))
         .draw()?;
-    root.present()?;
     Ok(())
 }
 

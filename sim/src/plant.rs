@@ -58,10 +58,14 @@ pub struct Plant {
 }
 
 /// What a real-time run's hook may change.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Controls {
     /// Stop publishing camera frames (or ground-truth detections).
     pub mute_camera: bool,
+    /// Frames sent so far, and capture → command latencies of answered frames (ns) since the
+    /// hook last took them (a soak run reads them per window).
+    pub frames_sent: u64,
+    pub latencies_ns: Vec<i64>,
 }
 
 impl Plant {
@@ -207,6 +211,7 @@ impl Plant {
                     self.publish_frame(&mut world, &mut renderer, &mut header, frames)?;
                     sent.insert(header.stamp.as_nanos());
                     frames += 1;
+                    controls.frames_sent = frames;
                 }
                 world.advance();
             }
@@ -215,6 +220,7 @@ impl Plant {
                 let stamp = message.header.stamp.as_nanos();
                 if sent.contains(&stamp) && answered.insert(stamp) {
                     latency.record_ns(now - stamp);
+                    controls.latencies_ns.push(now - stamp);
                 }
                 let decel = applied((message.level, message.deceleration_mps2));
                 world.ego.command(decel);

@@ -242,25 +242,7 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
         result.skipped = Some("stress-ng is not installed (apt-get install stress-ng)".into());
         return Ok(result);
     }
-    let port = free_port()?;
-    let prefix = format!("hil{port}");
-    let recording = dir.join("recording.mcap");
-    let _ = std::fs::remove_file(&recording);
-    let log = std::fs::File::create(dir.join("stack.log"))?;
-    let stack = Interrupted(
-        Command::new(std::env::current_exe()?)
-            .arg("launch")
-            .arg(launch)
-            .args(["--set", &format!("prefix={prefix}"), "--set", &format!("port={port}")])
-            .args(["--set", &format!("model={}", model.display())])
-            .args(["--set", &format!("recording={}", recording.display())])
-            .env("REFLEX_LOG", "warn")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("cannot start reflex launch")?,
-    );
-    let transport = TransportConfig { prefix: prefix.clone(), ..TransportConfig::loopback(port) };
+    let Stack { launch: stack, prefix, transport, recording } = Stack::start(launch, model, &dir, "hil")?;
     let node = Node::new(NodeOptions::new("hil-plant").transport(transport.clone()))?;
     let observer = Node::new(NodeOptions::new("hil-observer").transport(transport))?;
     let big = InputOptions::default().capacity(8192);
@@ -367,6 +349,40 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
     drop(stack); // the recorder closes its file
     assess(&mut result, &cell_result, row, &dir, &recording);
     Ok(result)
+}
+
+/// The vehicle stack of the bench's launch file under `reflex launch`, on a private port and
+/// prefix, recording into `dir/recording.mcap` and logging into `dir/stack.log`.
+struct Stack {
+    launch: Interrupted,
+    prefix: String,
+    transport: TransportConfig,
+    recording: PathBuf,
+}
+
+impl Stack {
+    fn start(launch: &Path, model: &Path, dir: &Path, name: &str) -> Result<Self> {
+        let port = free_port()?;
+        let prefix = format!("{name}{port}");
+        let recording = dir.join("recording.mcap");
+        let _ = std::fs::remove_file(&recording);
+        let log = std::fs::File::create(dir.join("stack.log"))?;
+        let launch = Interrupted(
+            Command::new(std::env::current_exe()?)
+                .arg("launch")
+                .arg(launch)
+                .args(["--set", &format!("prefix={prefix}"), "--set", &format!("port={port}")])
+                .args(["--set", &format!("model={}", model.display())])
+                .args(["--set", &format!("recording={}", recording.display())])
+                .env("REFLEX_LOG", "warn")
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("cannot start reflex launch")?,
+        );
+        let transport = TransportConfig { prefix: prefix.clone(), ..TransportConfig::loopback(port) };
+        Ok(Self { launch, prefix, transport, recording })
+    }
 }
 
 fn drain<T: reflex_msgs::Message>(input: &mut Subscriber<T>) {
@@ -556,4 +572,196 @@ fn report(results: &[RowResult], args: &HilArgs) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+#[derive(clap::Args)]
+pub struct SoakArgs {
+    /// How long, minutes.
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// Seconds per row of the table.
+    #[arg(long, default_value_t = 30.0)]
+    window_s: f64,
+    /// Report folder: soak.md, the recording and the stack's log.
+    #[arg(long, default_value = "hil-report/soak")]
+    out: PathBuf,
+    #[arg(long, default_value = "hil-tests/vehicle.yaml")]
+    launch: PathBuf,
+    #[arg(long, default_value = "models/simnet/simnet.yaml")]
+    model: PathBuf,
+}
+
+/// One window of a soak run.
+struct Window {
+    end_s: f64,
+    sent: u64,
+    answered: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// Resident memory per node, KiB.
+    rss_kib: Vec<(String, u64)>,
+    drops: u64,
+    misses: u64,
+}
+
+const STACK: [&str; 5] = ["detector", "aeb", "monitor", "arbiter", "recorder"];
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse().ok())
+}
+
+/// `reflex bench soak`: the vehicle stack against the plant in real time for a long steady
+/// drive (30 km/h behind a car at the same speed, 25 m ahead: nothing to brake for), with a
+/// row per window: frames sent and answered, capture → command latency, resident memory of
+/// every node, queue drops and deadline misses.
+pub fn soak(args: SoakArgs) -> Result<()> {
+    let launch = find_in_ancestors(&args.launch);
+    let model = find_in_ancestors(&args.model);
+    let dir = std::path::absolute(&args.out)?;
+    std::fs::create_dir_all(&dir)?;
+    let Stack { launch: stack, prefix, transport, recording } = Stack::start(&launch, &model, &dir, "soak")?;
+    let node = Node::new(NodeOptions::new("soak-plant").transport(transport.clone()))?;
+    let observer = Node::new(NodeOptions::new("soak-observer").transport(transport))?;
+    let mut events =
+        observer.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(8192))?;
+    let mut plant = Plant::new(node, Perception::Rendered).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = RunConfig::default();
+    plant.settle(&config, Duration::from_secs(1), Duration::from_secs(90)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    drain(&mut events);
+    let pids: Vec<(String, u32)> = STACK
+        .iter()
+        .filter_map(|name| {
+            crate::introspect::node_pid(plant.node().session(), &prefix, name)
+                .ok()
+                .flatten()
+                .map(|(p, _)| (name.to_string(), p))
+        })
+        .collect();
+    if pids.len() != STACK.len() {
+        bail!("found {} of the {} stack processes: {pids:?}", pids.len(), STACK.len());
+    }
+    let speed = 30.0 / 3.6;
+    let duration_s = args.minutes * 60.0;
+    let cell = Cell {
+        scenario: "soak".into(),
+        expect: Expect::NoBraking,
+        ego_speed_kmh: 30.0,
+        parameters: Vec::new(),
+        actors: vec![Actor {
+            kind: ActorKind::Car,
+            x_m: 25.0 + ActorKind::Car.size().0 / 2.0,
+            y_m: 0.0,
+            vx_mps: speed,
+            vy_mps: 0.0,
+            brake_at_s: None,
+            brake_decel_mps2: 0.0,
+        }],
+        duration_s,
+    };
+    let mut windows: Vec<Window> = Vec::new();
+    let mut next_window = args.window_s;
+    let mut last_sent = 0;
+    let mut latencies: Vec<i64> = Vec::new();
+    // Every drop and miss, explained: node, topic, what the runtime said, when.
+    let mut explained: Vec<String> = Vec::new();
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let result = plant
+        .run_cell_with(&cell, &config, |t, controls| {
+            latencies.append(&mut controls.latencies_ns);
+            if t < next_window {
+                return;
+            }
+            next_window += args.window_s;
+            let (mut drops, mut misses) = (0, 0);
+            while let Some(e) = events.recv() {
+                let e = e.message;
+                match e.kind {
+                    MonitorEvent::KIND_QUEUE_DROP => drops += 1,
+                    MonitorEvent::KIND_DEADLINE_MISSED => misses += 1,
+                    _ => continue,
+                }
+                explained.push(format!("{:.0} s: {} on {}: {}", t, e.node, e.topic, e.detail));
+            }
+            let mut histogram = LatencyHistogram::new();
+            for l in &latencies {
+                histogram.record_ns(*l);
+            }
+            let ms = |ns: u64| ns as f64 / 1e6;
+            windows.push(Window {
+                end_s: t,
+                sent: controls.frames_sent - last_sent,
+                answered: latencies.len(),
+                p50_ms: ms(histogram.quantile_ns(0.5)),
+                p99_ms: ms(histogram.quantile_ns(0.99)),
+                max_ms: ms(histogram.max_ns()),
+                rss_kib: pids.iter().map(|(n, p)| (n.clone(), rss_kib(*p).unwrap_or(0))).collect(),
+                drops,
+                misses,
+            });
+            last_sent = controls.frames_sent;
+            latencies.clear();
+            if terminal {
+                eprint!("\r\x1b[Ksoak: {:.0} / {:.0} s", t, duration_s);
+            } else {
+                eprintln!("soak: {:.0} / {:.0} s", t, duration_s);
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(plant);
+    drop(stack);
+    let (messages, damage) = reflex_recorder::read_messages(&recording).map_err(anyhow::Error::msg)?;
+    let mut out = format!(
+        "# Soak run\n\nThe HIL vehicle stack (`{}`, model `{}`) against the plant in real time for {} min at 30 fps: \
+         30 km/h behind a car at the same speed 25 m ahead. Braking: {}. Recording: {} messages{}.\n\n\
+         | window end s | frames sent | answered | p50 ms | p99 ms | max ms | queue-drop events | deadline misses |{}\n|---:|---:|---:|---:|---:|---:|---:|---:|{}\n",
+        args.launch.display(),
+        args.model.display(),
+        args.minutes,
+        result.braking_time_s.map_or("none".into(), |t| format!("at {t:.1} s (false activation)")),
+        messages.len(),
+        damage.map_or(String::new(), |d| format!(", damaged: {d}")),
+        STACK.iter().map(|n| format!(" {n} RSS MiB |")).collect::<String>(),
+        "---:|".repeat(STACK.len()),
+    );
+    for w in &windows {
+        out.push_str(&format!(
+            "| {:.0} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |{}\n",
+            w.end_s,
+            w.sent,
+            w.answered,
+            w.p50_ms,
+            w.p99_ms,
+            w.max_ms,
+            w.drops,
+            w.misses,
+            w.rss_kib.iter().map(|(_, k)| format!(" {:.1} |", *k as f64 / 1024.0)).collect::<String>()
+        ));
+    }
+    if let (Some(first), Some(last)) = (windows.get(1), windows.last()) {
+        out.push_str("\nResident memory from the second window to the last (the first includes warm-up):\n\n");
+        for ((name, a), (_, b)) in first.rss_kib.iter().zip(&last.rss_kib) {
+            out.push_str(&format!(
+                "- {name}: {:.1} → {:.1} MiB ({:+.1} %)\n",
+                *a as f64 / 1024.0,
+                *b as f64 / 1024.0,
+                (*b as f64 / *a as f64 - 1.0) * 100.0
+            ));
+        }
+        let p99: Vec<f64> = windows.iter().skip(1).map(|w| w.p99_ms).collect();
+        let (lo, hi) = (p99.iter().copied().fold(f64::MAX, f64::min), p99.iter().copied().fold(0.0, f64::max));
+        out.push_str(&format!("\np99 per window after the first: {lo:.2}–{hi:.2} ms.\n"));
+    }
+    out.push_str("\nQueue drops and deadline misses reported (window end, node, input, detail):\n\n");
+    if explained.is_empty() {
+        out.push_str("- none\n");
+    }
+    for line in &explained {
+        out.push_str(&format!("- {line}\n"));
+    }
+    println!("{out}");
+    std::fs::write(dir.join("soak.md"), &out)?;
+    eprintln!("\nreport: {}", dir.join("soak.md").display());
+    Ok(())
 }

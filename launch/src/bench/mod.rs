@@ -30,6 +30,9 @@ pub enum BenchCommand {
     /// The hardware-in-the-loop fault matrix: the vehicle stack as processes, the simulator as
     /// the plant in real time, one braking scenario per fault; writes a Markdown report.
     Hil(hil::HilArgs),
+    /// A long steady drive of the HIL vehicle stack against the plant: latency, memory and drops
+    /// per window (the soak run).
+    Soak(hil::SoakArgs),
     /// Recorder throughput: a 640x480 rgb8 stream at 30 fps into `reflex record`, zstd and none.
     Record(record::RecordBenchArgs),
     /// (internal) The receiving process of `bench transport`.
@@ -48,6 +51,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Detector(args) => detector::run(args),
         BenchCommand::Record(args) => record::run(args),
         BenchCommand::Hil(args) => hil::run(args),
+        BenchCommand::Soak(args) => hil::soak(args),
         BenchCommand::TransportSink(args) => transport::sink(args),
         BenchCommand::DeadlinePeer(args) => deadline::peer(args),
     }
