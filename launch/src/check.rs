@@ -22,6 +22,8 @@ pub const COMMAND_TOPICS: [&str; 2] = [topics::ACTUATOR_COMMAND, topics::SAFE_ST
 pub struct Plan {
     /// The launch's transport; the launcher holds its rendezvous.
     pub transport: TransportConfig,
+    /// Credentials and guarded topics, when the launch file asks for access control.
+    pub access: Option<crate::launch_file::AccessControlEntry>,
     pub units: Vec<Unit>,
 }
 
@@ -95,6 +97,27 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
         specs.insert(name, (kind, spec));
     }
     check_topics(&endpoints, &mut diagnostics);
+    if let Some(access) = &loaded.zenoh.access_control {
+        for (topic, allowed) in &access.publishers {
+            if !topic.starts_with('/') {
+                diagnostics.push(Diagnostic::file(
+                    &loaded.root,
+                    format!("zenoh.access_control.publishers: {topic:?} must be a topic starting with '/'"),
+                ));
+            }
+            for name in allowed {
+                if !seen.contains_key(name.as_str()) && !access.external.contains(name) {
+                    diagnostics.push(
+                        Diagnostic::file(
+                            &loaded.root,
+                            format!("zenoh.access_control.publishers: {topic} names {name:?}, which is no node of this launch"),
+                        )
+                        .hint("list outside processes under `external:`"),
+                    );
+                }
+            }
+        }
+    }
     let grouped = check_groups(loaded, &specs, &seen, &mut diagnostics);
 
     if !diagnostics.is_empty() {
@@ -143,7 +166,7 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
             required: node.required,
         });
     }
-    Ok(Plan { transport, units })
+    Ok(Plan { transport, access: loaded.zenoh.access_control.clone(), units })
 }
 
 /// Kind, parameters, ports and inputs of one node; returns its kind when it has a known one.

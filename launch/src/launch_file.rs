@@ -78,6 +78,26 @@ pub struct ZenohSection {
     /// Loopback rendezvous port when `listen` and `connect` are empty (default 7450, or
     /// REFLEX_ZENOH_PORT).
     pub rendezvous_port: Option<u16>,
+    /// Authentication and access control: every process gets its own credentials (a process
+    /// without them cannot connect), and only the named nodes may publish on guarded topics.
+    pub access_control: Option<AccessControlEntry>,
+}
+
+/// `zenoh.access_control` of a launch file.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessControlEntry {
+    /// Topic → the only nodes that may publish on it, e.g. `/vehicle/brake_command: [arbiter]`.
+    #[serde(default)]
+    pub publishers: BTreeMap<String, Vec<String>>,
+    /// Users for processes outside this launch (a simulator, a bench); their credentials are
+    /// written to `credentials_dir` as `<user>.password`.
+    #[serde(default)]
+    pub external: Vec<String>,
+    /// Where the launcher writes the dictionary and the passwords (mode 0600); default: a
+    /// private folder under the temporary directory.
+    #[serde(default)]
+    pub credentials_dir: Option<PathBuf>,
 }
 
 impl ZenohSection {

@@ -31,8 +31,11 @@ struct Running {
 
 /// Runs the plan until every unit has ended or `shutdown` is requested. Returns whether every
 /// required unit ended well.
-pub fn launch(plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bool> {
+pub fn launch(mut plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bool> {
     let exe = std::env::current_exe().context("cannot find the reflex executable to start nodes with")?;
+    if let Some(access) = plan.access.clone() {
+        secure(&mut plan, &access)?;
+    }
     // Hold the rendezvous for the whole launch, so nodes can come and go (and restart).
     let _rendezvous = plan.transport.open().context("cannot open the launcher's zenoh session")?;
     let colors = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -146,6 +149,71 @@ fn drain_output(forwarders: &mut Vec<std::thread::JoinHandle<()>>) {
 }
 
 type Forwarders = Vec<std::thread::JoinHandle<()>>;
+
+/// Gives every process of the launch its own credentials (and the external users theirs) and
+/// the guarded topics: writes a dictionary and one password file per user, mode 0600.
+fn secure(plan: &mut Plan, access: &crate::launch_file::AccessControlEntry) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match &access.credentials_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("reflex-credentials-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = std::path::absolute(&dir)?;
+    let mut users: Vec<String> = vec!["launch".into()];
+    for unit in &plan.units {
+        match &unit.program {
+            Program::Kind { spec, .. } | Program::Exec { spec, .. } => users.push(spec.name.clone()),
+            Program::Group { members } => users.extend(members.iter().map(|(_, spec)| spec.name.clone())),
+        }
+    }
+    users.extend(access.external.iter().cloned());
+    let write_private = |path: &std::path::Path, text: &str| -> Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        Ok(())
+    };
+    let mut dictionary = String::new();
+    let mut random = std::fs::File::open("/dev/urandom").context("no /dev/urandom for the passwords")?;
+    for user in &users {
+        let mut bytes = [0u8; 16];
+        std::io::Read::read_exact(&mut random, &mut bytes)?;
+        let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        dictionary.push_str(&format!("{user}:{password}\n"));
+        write_private(&dir.join(format!("{user}.password")), &password)?;
+    }
+    let dictionary_file = dir.join("dictionary");
+    write_private(&dictionary_file, &dictionary)?;
+    let security = |user: &str| reflex_runtime::transport::Security {
+        user: user.into(),
+        password_file: dir.join(format!("{user}.password")),
+        dictionary_file: dictionary_file.clone(),
+        guarded: access.publishers.clone(),
+        users: users.clone(),
+        accept_only: false,
+    };
+    plan.transport.security = Some(security("launch"));
+    for unit in &mut plan.units {
+        match &mut unit.program {
+            Program::Kind { spec, .. } | Program::Exec { spec, .. } => {
+                spec.transport.security = Some(security(&spec.name));
+            }
+            Program::Group { members } => {
+                for (_, spec) in members {
+                    spec.transport.security = Some(security(&spec.name));
+                }
+            }
+        }
+    }
+    eprintln!("reflex launch: access control on; credentials in {}", dir.display());
+    Ok(())
+}
 
 fn spawn(
     exe: &std::path::Path,

@@ -53,6 +53,83 @@ pub struct TransportConfig {
     /// Loopback rendezvous port when `listen` and `connect` are empty (default: the
     /// `REFLEX_ZENOH_PORT` environment variable, else 7450).
     pub rendezvous_port: Option<u16>,
+    /// Authentication and access control (`zenoh.access_control` in a launch file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
+}
+
+/// Who a session is, who may talk to it, and who may publish on the guarded keys.
+///
+/// Every session authenticates with zenoh's user/password scheme: it presents `user` and the
+/// password in `password_file`, and refuses any peer not in `dictionary_file` (`user:password`
+/// lines), so a process without credentials cannot connect at all. On top, the session's
+/// access control denies at ingress every `put` on a guarded topic from any user but the ones
+/// allowed for it: a node with valid credentials still cannot command the brakes unless it is
+/// the arbiter. Passwords travel in files (mode 0600), never on command lines.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    pub user: String,
+    pub password_file: std::path::PathBuf,
+    pub dictionary_file: std::path::PathBuf,
+    /// Topic → the users allowed to publish on it.
+    pub guarded: std::collections::BTreeMap<String, Vec<String>>,
+    /// Every user of the system (the ones denied a guarded topic are the others); empty: the
+    /// users of the dictionary file.
+    pub users: Vec<String>,
+    /// Never open links to discovered peers; let them connect to this session. zenoh's
+    /// user/password scheme tells only the *accepting* side who the other is, so a session must
+    /// accept its links for its access control to know every sender: set it on the actuator
+    /// end of guarded topics (the plant, the brake unit).
+    pub accept_only: bool,
+}
+
+impl Security {
+    /// zenoh settings: usrpwd authentication and the access-control block.
+    fn settings(&self, prefix: &str) -> Result<Vec<(&'static str, String)>, TransportConfigError> {
+        let password = std::fs::read_to_string(&self.password_file)
+            .map_err(|e| TransportConfigError::Open(format!("cannot read {}: {e}", self.password_file.display())))?;
+        let json = |v: &str| serde_json::to_string(v).expect("strings serialize");
+        let users: Vec<String> = if self.users.is_empty() {
+            let dictionary = std::fs::read_to_string(&self.dictionary_file).map_err(|e| {
+                TransportConfigError::Open(format!("cannot read {}: {e}", self.dictionary_file.display()))
+            })?;
+            dictionary.lines().filter_map(|l| l.split_once(':').map(|(u, _)| u.to_string())).collect()
+        } else {
+            self.users.clone()
+        };
+        let mut rules = Vec::new();
+        let mut subjects = Vec::new();
+        let mut policies = Vec::new();
+        for (k, (topic, allowed)) in self.guarded.iter().enumerate() {
+            let others: Vec<&String> = users.iter().filter(|u| !allowed.contains(u)).collect();
+            if others.is_empty() {
+                continue;
+            }
+            rules.push(serde_json::json!({
+                "id": format!("guard{k}"), "permission": "deny", "flows": ["ingress"], "messages": ["put"],
+                "key_exprs": [crate::keys::topic_key(prefix, topic)],
+            }));
+            subjects.push(serde_json::json!({ "id": format!("others{k}"), "usernames": others }));
+            policies.push(serde_json::json!({
+                "id": format!("policy{k}"), "rules": [format!("guard{k}")], "subjects": [format!("others{k}")],
+            }));
+        }
+        let acl = serde_json::json!({
+            "enabled": !rules.is_empty(), "default_permission": "allow",
+            "rules": rules, "subjects": subjects, "policies": policies,
+        });
+        let mut settings = vec![
+            ("transport/auth/usrpwd/user", json(&self.user)),
+            ("transport/auth/usrpwd/password", json(password.trim())),
+            ("transport/auth/usrpwd/dictionary_file", json(&self.dictionary_file.display().to_string())),
+            ("access_control", acl.to_string()),
+        ];
+        if self.accept_only {
+            settings.push(("scouting/gossip/autoconnect", "[]".into()));
+        }
+        Ok(settings)
+    }
 }
 
 impl Default for TransportConfig {
@@ -66,6 +143,7 @@ impl Default for TransportConfig {
             shm_threshold_bytes: 16 * 1024,
             prefix: "reflex".into(),
             rendezvous_port: None,
+            security: None,
         }
     }
 }
@@ -139,7 +217,11 @@ impl TransportConfig {
             ("open/return_conditions/connect_scouted", "false".into()),
         ];
         let mut config = zenoh::Config::default();
-        for (key, value) in settings {
+        let security = match &self.security {
+            Some(security) => security.settings(&self.prefix)?,
+            None => Vec::new(),
+        };
+        for (key, value) in settings.into_iter().chain(security) {
             config.insert_json5(key, &value).map_err(|e| TransportConfigError::Rejected {
                 key: key.into(),
                 value: value.clone(),

@@ -1,0 +1,134 @@
+//! Access control on the command path. With `zenoh.access_control` in the launch file, a rogue
+//! process cannot get a brake command to the actuator: not with no credentials (it cannot
+//! connect), and not with stolen valid ones (the AEB's: the actuator's session denies `put` on
+//! the command key from anyone but the arbiter), while the arbiter's commands keep arriving.
+//! The same launch without access control lets the rogue's command through, so the test can
+//! fail.
+
+use reflex_msgs::reflex_msgs::BrakeRequest;
+use reflex_runtime::transport::Security;
+use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Launch(Child);
+
+impl Drop for Launch {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+}
+
+/// Sources of the commands the actuator saw while the arbiter ran and two rogues published.
+fn commands_seen(port: u16, access_control: bool) -> BTreeSet<String> {
+    let dir = std::env::temp_dir().join(format!("reflex-acl-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let credentials = dir.join("credentials");
+    let prefix = format!("acl{port}");
+    let acl = if access_control {
+        format!(
+            ", access_control: {{publishers: {{/vehicle/brake_command: [arbiter], /monitor/safe_stop: [monitor]}}, \
+             external: [actuator], credentials_dir: {:?}}}",
+            credentials.display().to_string()
+        )
+    } else {
+        String::new()
+    };
+    let file = dir.join("launch.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "zenoh: {{prefix: {prefix}, rendezvous_port: {port}{acl}}}\nnodes:\n  - name: arbiter\n    kind: arbiter\n    \
+             params: {{rate_hz: 20}}\n    inputs: {{safe_stop: {{external: true}}}}\n  - name: aeb\n    kind: aeb\n    inputs:\n      detections: {{external: true}}\n      \
+             camera_info: {{external: true}}\n      vehicle_state: {{external: true}}\n"
+        ),
+    )
+    .unwrap();
+    let _launch = Launch(
+        Command::new(env!("CARGO_BIN_EXE_reflex"))
+            .current_dir(root())
+            .arg("launch")
+            .arg(&file)
+            .env("REFLEX_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let as_user = |user: &str| {
+        let start = Instant::now();
+        while access_control && !credentials.join("dictionary").is_file() {
+            assert!(start.elapsed() < Duration::from_secs(20), "no credentials written");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let security = access_control.then(|| Security {
+            user: user.into(),
+            password_file: credentials.join(format!("{user}.password")),
+            dictionary_file: credentials.join("dictionary"),
+            guarded: [("/vehicle/brake_command".to_string(), vec!["arbiter".to_string()])].into(),
+            users: Vec::new(),
+            // The actuator accepts its links, so it knows who every sender is.
+            accept_only: user == "actuator",
+        });
+        TransportConfig { prefix: prefix.clone(), security, ..TransportConfig::loopback(port) }
+    };
+    let actuator = Node::new(NodeOptions::new("actuator").transport(as_user("actuator"))).unwrap();
+    let mut commands =
+        actuator.subscriber::<BrakeRequest>("/vehicle/brake_command", InputOptions::default().capacity(4096)).unwrap();
+    // A rogue with the AEB's (valid) credentials, and one with none.
+    let impostor = Node::new(NodeOptions::new("impostor").transport(as_user("aeb"))).unwrap();
+    let stranger = Node::new(
+        NodeOptions::new("stranger")
+            .transport(TransportConfig { prefix: prefix.clone(), ..TransportConfig::loopback(port) }),
+    )
+    .unwrap();
+    let mut impostor_out = impostor.publisher::<BrakeRequest>("/vehicle/brake_command").unwrap();
+    let mut stranger_out = stranger.publisher::<BrakeRequest>("/vehicle/brake_command").unwrap();
+    let rogue = |source: &str| BrakeRequest {
+        level: BrakeRequest::LEVEL_FULL,
+        deceleration_mps2: 9.8,
+        source: source.into(),
+        reason: "rogue".into(),
+        ..Default::default()
+    };
+    let mut seen = BTreeSet::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(6) {
+        impostor_out.publish(&rogue("impostor")).unwrap();
+        stranger_out.publish(&rogue("stranger")).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        while let Some(command) = commands.recv() {
+            seen.insert(command.message.source.clone());
+        }
+    }
+    seen
+}
+
+#[test]
+fn only_the_arbiter_reaches_the_actuator_under_access_control() {
+    let seen = commands_seen(17761, true);
+    assert!(seen.contains("arbiter"), "the legitimate chain still works: {seen:?}");
+    assert!(!seen.contains("impostor"), "valid credentials of another node must not command the brakes: {seen:?}");
+    assert!(!seen.contains("stranger"), "a process without credentials must not connect: {seen:?}");
+}
+
+#[test]
+fn without_access_control_the_rogue_gets_through() {
+    let seen = commands_seen(17762, false);
+    assert!(seen.contains("arbiter"), "{seen:?}");
+    assert!(seen.contains("impostor") && seen.contains("stranger"), "the test can fail: {seen:?}");
+}
