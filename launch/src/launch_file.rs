@@ -81,6 +81,11 @@ pub struct ZenohSection {
     /// Authentication and access control: every process gets its own credentials (a process
     /// without them cannot connect), and only the named nodes may publish on guarded topics.
     pub access_control: Option<AccessControlEntry>,
+    /// Certificates for `tls/...` endpoints in `listen`/`connect` (the off-vehicle link):
+    /// `root_ca_certificate`, `certificate`, `private_key` (PEM paths, checked at start-up) and
+    /// `mutual` (mTLS).
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub tls: Option<reflex_runtime::transport::Tls>,
 }
 
 /// `zenoh.access_control` of a launch file.
@@ -119,6 +124,7 @@ impl ZenohSection {
             transport.prefix = prefix.clone();
         }
         transport.rendezvous_port = self.rendezvous_port;
+        transport.tls = self.tls.clone();
         transport
     }
 }

@@ -56,6 +56,54 @@ pub struct TransportConfig {
     /// Authentication and access control (`zenoh.access_control` in a launch file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security: Option<Security>,
+    /// Certificates for `tls/...` endpoints (the off-vehicle link).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+/// TLS for `tls/HOST:PORT` endpoints in `listen`/`connect`: the CA that signs the peers'
+/// certificates, this side's certificate and key (PEM files), and mutual TLS (the listener
+/// also checks the connecting side's certificate).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    pub root_ca_certificate: std::path::PathBuf,
+    pub certificate: std::path::PathBuf,
+    pub private_key: std::path::PathBuf,
+    pub mutual: bool,
+}
+
+impl Tls {
+    /// Checks each file exists and holds what it should (PEM); names the file.
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, path, marker) in [
+            ("root_ca_certificate", &self.root_ca_certificate, "CERTIFICATE-----"),
+            ("certificate", &self.certificate, "CERTIFICATE-----"),
+            ("private_key", &self.private_key, "PRIVATE KEY-----"),
+        ] {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("tls.{what}: {}: {e}", path.display()))?;
+            if !text.contains(&format!("-----BEGIN {marker}")) && !text.contains(marker) {
+                return Err(format!(
+                    "tls.{what}: {} is not a PEM file with a {}",
+                    path.display(),
+                    marker.trim_end_matches('-')
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        let path = |p: &std::path::Path| serde_json::to_string(&p.display().to_string()).expect("strings serialize");
+        vec![
+            ("transport/link/tls/root_ca_certificate", path(&self.root_ca_certificate)),
+            ("transport/link/tls/listen_certificate", path(&self.certificate)),
+            ("transport/link/tls/listen_private_key", path(&self.private_key)),
+            ("transport/link/tls/connect_certificate", path(&self.certificate)),
+            ("transport/link/tls/connect_private_key", path(&self.private_key)),
+            ("transport/link/tls/enable_mtls", self.mutual.to_string()),
+        ]
+    }
 }
 
 /// Who a session is, who may talk to it, and who may publish on the guarded keys.
@@ -144,6 +192,7 @@ impl Default for TransportConfig {
             prefix: "reflex".into(),
             rendezvous_port: None,
             security: None,
+            tls: None,
         }
     }
 }
@@ -158,6 +207,8 @@ pub enum TransportConfigError {
     BadPrefix(String, String),
     #[error("cannot open the zenoh session: {0}")]
     Open(String),
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl TransportConfig {
@@ -184,6 +235,9 @@ impl TransportConfig {
         }
         zenoh::key_expr::KeyExpr::try_from(self.prefix.as_str())
             .map_err(|e| TransportConfigError::BadPrefix(self.prefix.clone(), e.to_string()))?;
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(TransportConfigError::Tls)?;
+        }
         Ok(())
     }
 
@@ -221,7 +275,8 @@ impl TransportConfig {
             Some(security) => security.settings(&self.prefix)?,
             None => Vec::new(),
         };
-        for (key, value) in settings.into_iter().chain(security) {
+        let tls = self.tls.as_ref().map(Tls::settings).unwrap_or_default();
+        for (key, value) in settings.into_iter().chain(security).chain(tls) {
             config.insert_json5(key, &value).map_err(|e| TransportConfigError::Rejected {
                 key: key.into(),
                 value: value.clone(),
