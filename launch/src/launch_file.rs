@@ -78,6 +78,10 @@ pub struct ZenohSection {
     /// Loopback rendezvous port when `listen` and `connect` are empty (default 7450, or
     /// REFLEX_ZENOH_PORT).
     pub rendezvous_port: Option<u16>,
+    /// Extra endpoints the launcher listens on for processes off this host's loopback (a
+    /// bench in another network namespace, a ground station), e.g. `tcp/10.0.0.1:7447` or
+    /// `tls/...`; the launcher then routes, and its nodes are its clients.
+    pub gateway: Option<Vec<String>>,
     /// Authentication and access control: every process gets its own credentials (a process
     /// without them cannot connect), and only the named nodes may publish on guarded topics.
     pub access_control: Option<AccessControlEntry>,
@@ -124,6 +128,7 @@ impl ZenohSection {
             transport.prefix = prefix.clone();
         }
         transport.rendezvous_port = self.rendezvous_port;
+        transport.gateway = self.gateway.clone().unwrap_or_default();
         transport.tls = self.tls.clone();
         transport
     }

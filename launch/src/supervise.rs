@@ -196,7 +196,6 @@ fn secure(plan: &mut Plan, access: &crate::launch_file::AccessControlEntry) -> R
         dictionary_file: dictionary_file.clone(),
         guarded: access.publishers.clone(),
         users: users.clone(),
-        accept_only: false,
     };
     plan.transport.security = Some(security("launch"));
     for unit in &mut plan.units {

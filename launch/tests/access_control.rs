@@ -1,11 +1,12 @@
 //! Access control on the command path. With `zenoh.access_control` in the launch file, a rogue
-//! process cannot get a brake command to the actuator: not with no credentials (it cannot
-//! connect), and not with stolen valid ones (the AEB's: the actuator's session denies `put` on
-//! the command key from anyone but the arbiter), while the arbiter's commands keep arriving.
-//! The same launch without access control lets the rogue's command through, so the test can
-//! fail.
+//! process cannot get a brake command to the actuator nor a safe-stop demand to the arbiter:
+//! not with no credentials (it cannot connect), and not with stolen valid ones (the AEB's: the
+//! launcher's router denies `put` on the command key from anyone but the arbiter, and on the
+//! safe-stop key from anyone but the monitor), while the arbiter's commands keep arriving and
+//! follow the real monitor. The same launch without access control lets the rogue's messages
+//! through, so the test can fail.
 
-use reflex_msgs::reflex_msgs::BrakeRequest;
+use reflex_msgs::reflex_msgs::{BrakeRequest, SafeStop};
 use reflex_runtime::transport::Security;
 use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
 use std::collections::BTreeSet;
@@ -32,8 +33,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
 }
 
-/// Sources of the commands the actuator saw while the arbiter ran and two rogues published.
-fn commands_seen(port: u16, access_control: bool) -> BTreeSet<String> {
+/// Sources of the commands the actuator saw while the arbiter ran and two rogues published
+/// brake commands and safe-stop demands; a command the arbiter made for a safe stop counts as
+/// `"arbiter (safe stop)"`, one made because no monitor was heard `"arbiter (supervisor
+/// missing)"`.
+fn commands_seen(port: u16, access_control: bool) -> (BTreeSet<String>, String) {
     let dir = std::env::temp_dir().join(format!("reflex-acl-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -42,7 +46,7 @@ fn commands_seen(port: u16, access_control: bool) -> BTreeSet<String> {
     let acl = if access_control {
         format!(
             ", access_control: {{publishers: {{/vehicle/brake_command: [arbiter], /monitor/safe_stop: [monitor]}}, \
-             external: [actuator], credentials_dir: {:?}}}",
+             external: [actuator, monitor], credentials_dir: {:?}}}",
             credentials.display().to_string()
         )
     } else {
@@ -53,7 +57,7 @@ fn commands_seen(port: u16, access_control: bool) -> BTreeSet<String> {
         &file,
         format!(
             "zenoh: {{prefix: {prefix}, rendezvous_port: {port}{acl}}}\nnodes:\n  - name: arbiter\n    kind: arbiter\n    \
-             params: {{rate_hz: 20}}\n    inputs: {{safe_stop: {{external: true}}}}\n  - name: aeb\n    kind: aeb\n    inputs:\n      detections: {{external: true}}\n      \
+             params: {{rate_hz: 20, startup_grace_s: 0.5}}\n    inputs: {{safe_stop: {{external: true}}}}\n  - name: aeb\n    kind: aeb\n    inputs:\n      detections: {{external: true}}\n      \
              camera_info: {{external: true}}\n      vehicle_state: {{external: true}}\n"
         ),
     )
@@ -65,14 +69,19 @@ fn commands_seen(port: u16, access_control: bool) -> BTreeSet<String> {
             .arg(&file)
             .env("REFLEX_LOG", "error")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("launch.log")).unwrap())
             .spawn()
             .unwrap(),
     );
+    let launch_log = || std::fs::read_to_string(dir.join("launch.log")).unwrap_or_default();
     let as_user = |user: &str| {
         let start = Instant::now();
         while access_control && !credentials.join("dictionary").is_file() {
-            assert!(start.elapsed() < Duration::from_secs(20), "no credentials written");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the launcher wrote no credentials within 20 s; its output:\n{}",
+                launch_log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let security = access_control.then(|| Security {
@@ -81,8 +90,6 @@ fn commands_seen(port: u16, access_control: bool) -> BTreeSet<String> {
             dictionary_file: credentials.join("dictionary"),
             guarded: [("/vehicle/brake_command".to_string(), vec!["arbiter".to_string()])].into(),
             users: Vec::new(),
-            // The actuator accepts its links, so it knows who every sender is.
-            accept_only: user == "actuator",
         });
         TransportConfig { prefix: prefix.clone(), security, ..TransportConfig::loopback(port) }
     };
@@ -98,6 +105,10 @@ fn commands_seen(port: u16, access_control: bool) -> BTreeSet<String> {
     .unwrap();
     let mut impostor_out = impostor.publisher::<BrakeRequest>("/vehicle/brake_command").unwrap();
     let mut stranger_out = stranger.publisher::<BrakeRequest>("/vehicle/brake_command").unwrap();
+    let mut impostor_stop = impostor.publisher::<SafeStop>("/monitor/safe_stop").unwrap();
+    // The real monitor: all is well.
+    let monitor = Node::new(NodeOptions::new("monitor").transport(as_user("monitor"))).unwrap();
+    let mut monitor_out = monitor.publisher::<SafeStop>("/monitor/safe_stop").unwrap();
     let rogue = |source: &str| BrakeRequest {
         level: BrakeRequest::LEVEL_FULL,
         deceleration_mps2: 9.8,
@@ -106,29 +117,49 @@ fn commands_seen(port: u16, access_control: bool) -> BTreeSet<String> {
         ..Default::default()
     };
     let mut seen = BTreeSet::new();
+    let mut last = String::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(6) {
         impostor_out.publish(&rogue("impostor")).unwrap();
         stranger_out.publish(&rogue("stranger")).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        monitor_out.publish(&SafeStop { state: SafeStop::STATE_NOMINAL, ..Default::default() }).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        impostor_stop
+            .publish(&SafeStop {
+                state: SafeStop::STATE_SAFE_STOP,
+                engaged: true,
+                reason: "rogue".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(10));
         while let Some(command) = commands.recv() {
-            seen.insert(command.message.source.clone());
+            let message = command.message;
+            last = match message.reason.as_str() {
+                "safe stop" | "supervisor missing" => format!("{} ({})", message.source, message.reason),
+                _ => message.source.clone(),
+            };
+            seen.insert(last.clone());
         }
     }
-    seen
+    (seen, last)
 }
 
 #[test]
 fn only_the_arbiter_reaches_the_actuator_under_access_control() {
-    let seen = commands_seen(17761, true);
+    let (seen, last) = commands_seen(17761, true);
     assert!(seen.contains("arbiter"), "the legitimate chain still works: {seen:?}");
+    // (Before the real monitor connects, the arbiter may find it missing.)
+    assert_eq!(last, "arbiter", "the real monitor's word reaches the arbiter: {seen:?}");
     assert!(!seen.contains("impostor"), "valid credentials of another node must not command the brakes: {seen:?}");
     assert!(!seen.contains("stranger"), "a process without credentials must not connect: {seen:?}");
+    assert!(!seen.contains("arbiter (safe stop)"), "only the monitor may demand a safe stop: {seen:?}");
 }
 
 #[test]
 fn without_access_control_the_rogue_gets_through() {
-    let seen = commands_seen(17762, false);
+    let (seen, _) = commands_seen(17762, false);
     assert!(seen.contains("arbiter"), "{seen:?}");
     assert!(seen.contains("impostor") && seen.contains("stranger"), "the test can fail: {seen:?}");
+    assert!(seen.contains("arbiter (safe stop)"), "the rogue's safe-stop demand gets through: {seen:?}");
 }

@@ -13,6 +13,9 @@
 //! Why not simpler: listening and connecting to the same port makes a node connect to itself
 //! (refused by zenoh, logged as an error at every retry), and a busy listener retried in the
 //! background makes closing the session wait 10 s.
+//!
+//! With access control on ([`Security`]), the holder is a zenoh router and the others its
+//! clients instead, so that one session sees (and checks) who sends every message.
 
 use serde::{Deserialize, Serialize};
 use zenoh::Wait;
@@ -53,6 +56,12 @@ pub struct TransportConfig {
     /// Loopback rendezvous port when `listen` and `connect` are empty (default: the
     /// `REFLEX_ZENOH_PORT` environment variable, else 7450).
     pub rendezvous_port: Option<u16>,
+    /// Extra endpoints the rendezvous holder (the launcher) listens on, for processes beyond
+    /// this host's loopback: the bench in another network namespace, a ground station
+    /// (`tcp/10.0.0.1:7447`, `tls/...`). Like `security`, they make the holder a router and
+    /// the others its clients, so what comes in through them reaches every node.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gateway: Vec<String>,
     /// Authentication and access control (`zenoh.access_control` in a launch file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security: Option<Security>,
@@ -109,11 +118,14 @@ impl Tls {
 /// Who a session is, who may talk to it, and who may publish on the guarded keys.
 ///
 /// Every session authenticates with zenoh's user/password scheme: it presents `user` and the
-/// password in `password_file`, and refuses any peer not in `dictionary_file` (`user:password`
-/// lines), so a process without credentials cannot connect at all. On top, the session's
-/// access control denies at ingress every `put` on a guarded topic from any user but the ones
-/// allowed for it: a node with valid credentials still cannot command the brakes unless it is
-/// the arbiter. Passwords travel in files (mode 0600), never on command lines.
+/// password in `password_file`, and the accepting side refuses anyone not in `dictionary_file`
+/// (`user:password` lines), so a process without credentials cannot connect at all. zenoh's
+/// scheme tells only the *accepting* side of a link who the other is, so with security on, the
+/// rendezvous holder (the launcher) opens as a zenoh **router** and every other session as a
+/// **client** of it: the router accepts every link, knows every sender, and its access control
+/// denies at ingress every `put` on a guarded topic from any user but the ones allowed for it.
+/// A node with valid credentials still cannot command the brakes unless it is the arbiter.
+/// Passwords travel in files (mode 0600), never on command lines.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Security {
@@ -125,11 +137,6 @@ pub struct Security {
     /// Every user of the system (the ones denied a guarded topic are the others); empty: the
     /// users of the dictionary file.
     pub users: Vec<String>,
-    /// Never open links to discovered peers; let them connect to this session. zenoh's
-    /// user/password scheme tells only the *accepting* side who the other is, so a session must
-    /// accept its links for its access control to know every sender: set it on the actuator
-    /// end of guarded topics (the plant, the brake unit).
-    pub accept_only: bool,
 }
 
 impl Security {
@@ -167,16 +174,12 @@ impl Security {
             "enabled": !rules.is_empty(), "default_permission": "allow",
             "rules": rules, "subjects": subjects, "policies": policies,
         });
-        let mut settings = vec![
+        Ok(vec![
             ("transport/auth/usrpwd/user", json(&self.user)),
             ("transport/auth/usrpwd/password", json(password.trim())),
             ("transport/auth/usrpwd/dictionary_file", json(&self.dictionary_file.display().to_string())),
             ("access_control", acl.to_string()),
-        ];
-        if self.accept_only {
-            settings.push(("scouting/gossip/autoconnect", "[]".into()));
-        }
-        Ok(settings)
+        ])
     }
 }
 
@@ -191,6 +194,7 @@ impl Default for TransportConfig {
             shm_threshold_bytes: 16 * 1024,
             prefix: "reflex".into(),
             rendezvous_port: None,
+            gateway: Vec::new(),
             security: None,
             tls: None,
         }
@@ -209,6 +213,8 @@ pub enum TransportConfigError {
     Open(String),
     #[error("{0}")]
     Tls(String),
+    #[error("endpoint {0:?}: {1} (expected e.g. tcp/10.0.0.1:7447)")]
+    BadEndpoint(String, String),
 }
 
 impl TransportConfig {
@@ -229,6 +235,12 @@ impl TransportConfig {
         self.listen.is_empty() && self.connect.is_empty() && self.mode == Mode::Peer
     }
 
+    /// The rendezvous holder routes and every other session is its client (access control,
+    /// or a gateway), instead of peers talking directly.
+    fn routed(&self) -> bool {
+        self.security.is_some() || !self.gateway.is_empty()
+    }
+
     pub fn validate(&self) -> Result<(), TransportConfigError> {
         if self.shared_memory && self.shm_pool_bytes < 1024 * 1024 {
             return Err(TransportConfigError::PoolTooSmall(self.shm_pool_bytes));
@@ -238,20 +250,39 @@ impl TransportConfig {
         if let Some(tls) = &self.tls {
             tls.validate().map_err(TransportConfigError::Tls)?;
         }
+        for endpoint in self.listen.iter().chain(&self.connect).chain(&self.gateway) {
+            endpoint
+                .parse::<zenoh::config::EndPoint>()
+                .map_err(|e| TransportConfigError::BadEndpoint(endpoint.clone(), e.to_string()))?;
+        }
         Ok(())
     }
 
     /// The zenoh configuration for a session that connects to the rendezvous (or to the
     /// configured endpoints) and listens on an ephemeral loopback port (or the configured ones).
+    /// With security or a gateway and the rendezvous in use, the session is a client of the
+    /// rendezvous holder (see [`Security`]); a client listens on nothing.
     pub fn to_zenoh(&self) -> Result<zenoh::Config, TransportConfigError> {
-        let listen = if self.listen.is_empty() { vec!["tcp/127.0.0.1:0".to_string()] } else { self.listen.clone() };
+        if self.routed() && self.uses_rendezvous() {
+            return self.zenoh_config(Mode::Client, &[], &[self.rendezvous_endpoint()]);
+        }
+        let listen = match self.mode {
+            Mode::Client => Vec::new(),
+            _ if self.listen.is_empty() => vec!["tcp/127.0.0.1:0".to_string()],
+            _ => self.listen.clone(),
+        };
         let connect = if self.connect.is_empty() { vec![self.rendezvous_endpoint()] } else { self.connect.clone() };
-        self.zenoh_config(&listen, &connect)
+        self.zenoh_config(self.mode, &listen, &connect)
     }
 
-    fn zenoh_config(&self, listen: &[String], connect: &[String]) -> Result<zenoh::Config, TransportConfigError> {
+    fn zenoh_config(
+        &self,
+        mode: Mode,
+        listen: &[String],
+        connect: &[String],
+    ) -> Result<zenoh::Config, TransportConfigError> {
         self.validate()?;
-        let mode = serde_json::to_string(&self.mode).expect("enum serializes");
+        let mode = serde_json::to_string(&mode).expect("enum serializes");
         let retry = "{period_init_ms: 100, period_max_ms: 1000, period_increase_factor: 2}";
         let settings = [
             ("mode", mode),
@@ -295,7 +326,14 @@ impl TransportConfig {
             return open(self.to_zenoh()?);
         }
         let rendezvous = self.rendezvous_endpoint();
-        let session = open(self.zenoh_config(&[rendezvous.clone(), "tcp/127.0.0.1:0".into()], &[])?)?;
+        let holder = if self.routed() {
+            // The holder routes for everyone (and checks every sender, see `Security`).
+            let listen: Vec<String> = std::iter::once(rendezvous.clone()).chain(self.gateway.iter().cloned()).collect();
+            self.zenoh_config(Mode::Router, &listen, &[])?
+        } else {
+            self.zenoh_config(self.mode, &[rendezvous.clone(), "tcp/127.0.0.1:0".into()], &[])?
+        };
+        let session = open(holder)?;
         let holds_rendezvous = session.info().locators().wait().iter().any(|locator| locator.to_string() == rendezvous);
         if holds_rendezvous {
             return Ok(session);
