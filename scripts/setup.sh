@@ -8,7 +8,7 @@
 #                          mcap-ros2-support (recordings checked by code we did not write)
 #   .local/openvino.env    exports OPENVINO_LIB=<path of libopenvino_c.so.VERSION>
 #
-# Debian's libclang-dev (bindgen for the V4L2 camera crate) and stress-ng (the HIL bench) are
+# Debian's libclang-dev (bindgen for the V4L2 camera crate), stress-ng and nftables (the HIL bench) are
 # installed with apt-get when running as root on Debian; otherwise the exact command is printed.
 set -euo pipefail
 
@@ -34,10 +34,11 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# 2. Debian packages: libclang-dev for the camera crate's V4L2 bindings (nokhwa/bindgen), and
-#    stress-ng for the hardware-in-the-loop bench's CPU-saturation row.
+# 2. Debian packages: libclang-dev for the camera crate's V4L2 bindings (nokhwa/bindgen),
+#    stress-ng for the hardware-in-the-loop bench's CPU-saturation row and nftables for its
+#    link-cut row (iproute2 for the network namespaces is part of Debian's base).
 missing=()
-for package in libclang-dev stress-ng; do
+for package in libclang-dev stress-ng nftables; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if (( ${#missing[@]} )); then
@@ -48,7 +49,7 @@ if (( ${#missing[@]} )); then
     else
         say "${missing[*]} missing and I cannot install it here. Run:"
         say "    sudo apt-get install -y ${missing[*]}"
-        say "(libclang-dev: only the V4L2 camera source needs it; stress-ng: one bench row skips without it)"
+        say "(libclang-dev: only the V4L2 camera source needs it; stress-ng, nftables: one bench row each skips without it)"
     fi
 fi
 

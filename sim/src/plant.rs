@@ -54,6 +54,12 @@ pub struct Plant {
     next_stamp_ns: i64,
     /// How long a lock-step frame may wait for its command (wall time).
     pub answer_timeout: Duration,
+    /// Real time: the brake unit's own watchdog. When no command has arrived for this long
+    /// (the link to the vehicle computer is cut, the arbiter is gone), it brakes at
+    /// `timeout_decel_mps2` until commands come back, as a brake-by-wire unit does. The arbiter
+    /// republishes at least at its `rate_hz`, so silence is never normal.
+    pub actuator_timeout: Option<Duration>,
+    pub timeout_decel_mps2: f64,
     camera_muted: bool,
 }
 
@@ -66,6 +72,8 @@ pub struct Controls {
     /// hook last took them (a soak run reads them per window).
     pub frames_sent: u64,
     pub latencies_ns: Vec<i64>,
+    /// When the actuator's watchdog first braked for lack of commands (the cell's time, s).
+    pub actuator_timeout_s: Option<f64>,
 }
 
 impl Plant {
@@ -84,6 +92,8 @@ impl Plant {
             command: (0, 0.0),
             next_stamp_ns: 0,
             answer_timeout: Duration::from_secs(20),
+            actuator_timeout: None,
+            timeout_decel_mps2: 6.0,
             camera_muted: false,
         })
     }
@@ -152,19 +162,30 @@ impl Plant {
     }
 
     /// Real time: sends empty frames at `fps` (the chain's deadlines stay met, its tracks age
-    /// out) until the arbiter has commanded no braking for `quiet`; fails after `timeout`.
+    /// out) until the whole chain answers them (a command stamped with a frame's stamp: the
+    /// detector is up and warmed, the AEB and the arbiter are listening) and the arbiter has
+    /// commanded no braking for `quiet`; fails after `timeout`.
     pub fn settle(&mut self, config: &RunConfig, quiet: Duration, timeout: Duration) -> Result<(), RunError> {
         let start = Instant::now();
         let mut calm_since: Option<Instant> = None;
         let mut header = Header { frame_id: "camera".into(), ..Default::default() };
         let mut frame = 0;
+        let mut sent: HashSet<i64> = HashSet::new();
+        let mut answered = 0u64;
+        // A second of frames answered in a row.
+        let needed = config.fps.ceil() as u64;
         while start.elapsed() < timeout {
             header.stamp = self.node.clock().now();
             self.publish_empty(config, &mut header, frame)?;
+            sent.insert(header.stamp.as_nanos());
             frame += 1;
             std::thread::sleep(Duration::from_secs_f64(1.0 / config.fps));
-            self.take_commands(|_| {});
-            if self.command.0 == BrakeRequest::LEVEL_NONE {
+            self.take_commands(|command| {
+                if sent.remove(&command.header.stamp.as_nanos()) {
+                    answered += 1;
+                }
+            });
+            if self.command.0 == BrakeRequest::LEVEL_NONE && answered >= needed {
                 let since = *calm_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= quiet {
                     return Ok(());
@@ -172,6 +193,12 @@ impl Plant {
             } else {
                 calm_since = None;
             }
+        }
+        if answered < needed {
+            return Err(format!(
+                "the chain answered {answered} of {frame} frames in {timeout:?} (is the detector running?)"
+            )
+            .into());
         }
         Err(format!("the arbiter kept commanding braking (level {}) for {timeout:?}", self.command.0).into())
     }
@@ -197,6 +224,8 @@ impl Plant {
         let mut sent: HashSet<i64> = HashSet::new();
         let mut answered: HashSet<i64> = HashSet::new();
         let start = Instant::now();
+        let mut last_command = Instant::now();
+        let mut watchdog_braking = false;
         let mut frames = 0u64;
         'run: loop {
             let wall = start.elapsed().as_secs_f64();
@@ -225,7 +254,15 @@ impl Plant {
                 let decel = applied((message.level, message.deceleration_mps2));
                 world.ego.command(decel);
                 world.record(level_of(message.level), decel);
+                last_command = Instant::now();
+                watchdog_braking = false;
             });
+            if !watchdog_braking && self.actuator_timeout.is_some_and(|limit| last_command.elapsed() >= limit) {
+                watchdog_braking = true;
+                controls.actuator_timeout_s.get_or_insert(world.time_s());
+                world.ego.command(self.timeout_decel_mps2);
+                world.record(Level::Full, self.timeout_decel_mps2);
+            }
             self.node.wait_for_input(Duration::from_millis(1));
         }
         self.camera_muted = false;

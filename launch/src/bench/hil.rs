@@ -8,16 +8,25 @@
 //! row reports its detection time (fault → the monitor's SafeStop) and reaction time (fault →
 //! full braking commanded).
 //!
+//! The stack runs with access control on (the launcher routes and checks every sender; the
+//! bench is the external user `bench`), and the plant's brake unit has a watchdog: it brakes
+//! when commands stop for 250 ms. The link-cut row puts the vehicle in its own network
+//! namespace, reached from the bench over a veth pair, and drops the link with nftables; its
+//! detection time comes from the vehicle's own recording (the bench hears nothing after the
+//! cut), its reaction time is the watchdog's.
+//!
 //! The baseline row (no fault) gives the latency figures: capture → command at the plant (end
 //! to end) and per hop from the recording (capture → detections → AEB request → command, by
 //! publication times of the same frame's stamp).
 
+use super::netns::VehicleNamespace;
 use super::{find_in_ancestors, free_port, Interrupted};
 use anyhow::{bail, Context, Result};
 use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop};
 use reflex_msgs::topics;
 use reflex_runtime::fault::FaultCommand;
-use reflex_runtime::{keys, InputOptions, LatencyHistogram, Node, NodeOptions, Subscriber, TransportConfig};
+use reflex_runtime::transport::Security;
+use reflex_runtime::{keys, InputOptions, LatencyHistogram, Mode, Node, NodeOptions, Subscriber, TransportConfig};
 use reflex_sim::plant::{Perception, Plant};
 use reflex_sim::run::{CellResult, RunConfig};
 use reflex_sim::scenario::{Cell, Expect};
@@ -25,8 +34,11 @@ use reflex_sim::world::{Actor, ActorKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zenoh::Wait;
+
+/// The brake unit's watchdog: no command for this long and it brakes by itself.
+const ACTUATOR_TIMEOUT: Duration = Duration::from_millis(250);
 
 #[derive(clap::Args)]
 pub struct HilArgs {
@@ -65,6 +77,8 @@ enum Fault {
     StreamLost,
     /// `stress-ng` on every core.
     CpuStress,
+    /// The vehicle in its own network namespace; nftables drops everything on the link.
+    LinkCut,
 }
 
 /// What the row must show.
@@ -119,6 +133,8 @@ fn rows() -> Vec<Row> {
             expect: Outcome::Either,
         },
         Row { name: "CPU saturated (stress-ng)", fault: Fault::CpuStress, expect: Outcome::Either },
+        // Image deadline 100 ms on the vehicle's side; the brake unit's watchdog on the bench's.
+        Row { name: "vehicle–bench link cut", fault: Fault::LinkCut, expect: Outcome::SafeStop(400.0) },
     ]
 }
 
@@ -130,8 +146,12 @@ pub struct RowResult {
     pub safe_stop: bool,
     /// Fault → the monitor's first engaged SafeStop, ms.
     pub detection_ms: Option<f64>,
-    /// Fault → the first full-braking command, ms.
+    /// Fault → the first full-braking command, ms (link cut: fault → the brake unit's
+    /// watchdog braking, since no command can reach it).
     pub reaction_ms: Option<f64>,
+    /// Fault (or the cell's start, without one) → the brake unit's watchdog braking for lack of
+    /// commands, ms.
+    pub watchdog_ms: Option<f64>,
     pub impact: bool,
     pub impact_speed_kmh: f64,
     pub min_gap_m: f64,
@@ -224,6 +244,7 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
         safe_stop: false,
         detection_ms: None,
         reaction_ms: None,
+        watchdog_ms: None,
         impact: false,
         impact_speed_kmh: 0.0,
         min_gap_m: f64::NAN,
@@ -242,14 +263,26 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
         result.skipped = Some("stress-ng is not installed (apt-get install stress-ng)".into());
         return Ok(result);
     }
-    let Stack { launch: stack, prefix, transport, recording } = Stack::start(launch, model, &dir, "hil")?;
-    let node = Node::new(NodeOptions::new("hil-plant").transport(transport.clone()))?;
-    let observer = Node::new(NodeOptions::new("hil-observer").transport(transport))?;
+    let mut namespace = None;
+    if matches!(row.fault, Fault::LinkCut) {
+        match VehicleNamespace::create() {
+            Ok(created) => namespace = Some(created),
+            Err(why) => {
+                result.skipped = Some(format!("no network namespace: {why:#}"));
+                return Ok(result);
+            }
+        }
+    }
+    let stack = Stack::start(launch, model, &dir, "hil", namespace.as_ref())?;
+    let prefix = stack.prefix.clone();
+    let node = Node::new(NodeOptions::new("hil-plant").transport(stack.transport.clone()))?;
+    let observer = Node::new(NodeOptions::new("hil-observer").transport(stack.transport.clone()))?;
     let big = InputOptions::default().capacity(8192);
     let mut safe_stops = observer.subscriber::<SafeStop>(topics::SAFE_STOP, big)?;
     let mut commands = observer.subscriber::<BrakeRequest>(topics::ACTUATOR_COMMAND, big)?;
     let mut events = observer.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, big)?;
     let mut plant = Plant::new(node, Perception::Rendered).map_err(|e| anyhow::anyhow!("{e}"))?;
+    plant.actuator_timeout = Some(ACTUATOR_TIMEOUT);
     let config = RunConfig::default();
     plant.settle(&config, Duration::from_secs(1), Duration::from_secs(90)).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Only what follows the settling counts.
@@ -263,16 +296,23 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
     let mut injected_ns: Option<i64> = None;
     let mut stress: Option<std::process::Child> = None;
     let mut failure: Option<String> = None;
+    let mut watchdog_s: Option<f64> = None;
     let session = plant.node().session().clone();
     let fault = row.fault.clone();
     let cell_result = plant
         .run_cell_with(&cell, &config, |t, controls| {
+            watchdog_s = controls.actuator_timeout_s;
             if t < args.fault_at_s || injected_ns.is_some() {
                 return;
             }
             injected_ns = Some(clock.now_ns());
             match &fault {
                 Fault::None => {}
+                Fault::LinkCut => {
+                    if let Err(e) = namespace.as_mut().map(VehicleNamespace::cut).transpose() {
+                        failure = Some(format!("cannot cut the link: {e:#}"));
+                    }
+                }
                 Fault::StreamLost => controls.mute_camera = true,
                 Fault::Kill(name) => {
                     if let Err(e) = signal_node(&session, &prefix, name, libc::SIGKILL) {
@@ -301,6 +341,11 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // What happens after the cell (the plant stops sending frames) is not the row's doing.
     let end_ns = clock.now_ns();
+    if let Some(Err(e)) = namespace.as_mut().map(VehicleNamespace::restore) {
+        result.problems.push(format!("cannot restore the link: {e:#}"));
+    }
+    let fault_s = if injected_ns.is_some() { args.fault_at_s } else { 0.0 };
+    result.watchdog_ms = watchdog_s.map(|t| (t - fault_s) * 1e3);
     if let Some(mut child) = stress.take() {
         let _ = child.kill();
         let _ = child.wait();
@@ -346,42 +391,106 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
         }
     }
     drop(plant);
+    let recording = stack.recording.clone();
     drop(stack); // the recorder closes its file
-    assess(&mut result, &cell_result, row, &dir, &recording);
+    drop(namespace);
+    assess(&mut result, &cell_result, row, &dir, &recording, (injected, end_ns));
     Ok(result)
 }
 
 /// The vehicle stack of the bench's launch file under `reflex launch`, on a private port and
-/// prefix, recording into `dir/recording.mcap` and logging into `dir/stack.log`.
+/// prefix, recording into `dir/recording.mcap` and logging into `dir/stack.log`; with a
+/// namespace, inside it, listening for the bench on its end of the link.
 struct Stack {
-    launch: Interrupted,
+    /// Stopped (SIGINT, then SIGKILL) when the stack is dropped.
+    _launch: Interrupted,
     prefix: String,
+    /// The bench's way in: a client of the launcher's router, as the external user `bench`.
     transport: TransportConfig,
     recording: PathBuf,
+    /// The launcher's dictionary and passwords (a private folder, removed with the stack).
+    credentials: PathBuf,
 }
 
 impl Stack {
-    fn start(launch: &Path, model: &Path, dir: &Path, name: &str) -> Result<Self> {
+    fn start(
+        launch: &Path,
+        model: &Path,
+        dir: &Path,
+        name: &str,
+        namespace: Option<&VehicleNamespace>,
+    ) -> Result<Self> {
         let port = free_port()?;
         let prefix = format!("{name}{port}");
         let recording = dir.join("recording.mcap");
         let _ = std::fs::remove_file(&recording);
+        let credentials = std::env::temp_dir().join(format!("reflex-{prefix}-credentials"));
+        let _ = std::fs::remove_dir_all(&credentials);
+        // Where the bench reaches the launcher: its end of the link, or the loopback rendezvous.
+        let (gateway, entry) = match namespace {
+            Some(ns) => (format!("tcp/{}:{port}", ns.vehicle_ip), format!("tcp/{}:{port}", ns.vehicle_ip)),
+            None => ("tcp/127.0.0.1:0".to_string(), format!("tcp/127.0.0.1:{port}")),
+        };
         let log = std::fs::File::create(dir.join("stack.log"))?;
-        let launch = Interrupted(
-            Command::new(std::env::current_exe()?)
+        let exe = std::env::current_exe()?;
+        let mut command = match namespace {
+            Some(ns) => {
+                let [program, rest @ ..] = ns.prefix();
+                let mut command = Command::new(program);
+                command.args(rest).arg(&exe);
+                command
+            }
+            None => Command::new(&exe),
+        };
+        let mut launch = Interrupted(
+            command
                 .arg("launch")
                 .arg(launch)
                 .args(["--set", &format!("prefix={prefix}"), "--set", &format!("port={port}")])
                 .args(["--set", &format!("model={}", model.display())])
                 .args(["--set", &format!("recording={}", recording.display())])
+                .args(["--set", &format!("gateway={gateway}")])
+                .args(["--set", &format!("credentials={}", credentials.display())])
                 .env("REFLEX_LOG", "warn")
                 .stdout(log.try_clone()?)
                 .stderr(log)
                 .spawn()
                 .context("cannot start reflex launch")?,
         );
-        let transport = TransportConfig { prefix: prefix.clone(), ..TransportConfig::loopback(port) };
-        Ok(Self { launch, prefix, transport, recording })
+        // The launcher writes the credentials before it opens anything.
+        let dictionary = credentials.join("dictionary");
+        let waiting = Instant::now();
+        while !dictionary.is_file() {
+            let log = || std::fs::read_to_string(dir.join("stack.log")).unwrap_or_default();
+            if let Ok(Some(status)) = launch.0.try_wait() {
+                bail!("reflex launch ended ({status}) before it wrote credentials:\n{}", log());
+            }
+            if waiting.elapsed() > Duration::from_secs(30) {
+                bail!("reflex launch wrote no credentials to {} in 30 s:\n{}", credentials.display(), log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let security = Security {
+            user: "bench".into(),
+            password_file: credentials.join("bench.password"),
+            dictionary_file: dictionary,
+            ..Default::default()
+        };
+        // A client that keeps trying until the launcher's router listens.
+        let transport = TransportConfig {
+            mode: Mode::Client,
+            connect: vec![entry],
+            prefix: prefix.clone(),
+            security: Some(security),
+            ..TransportConfig::default()
+        };
+        Ok(Self { _launch: launch, prefix, transport, recording, credentials })
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.credentials);
     }
 }
 
@@ -422,7 +531,21 @@ fn signal_node(session: &zenoh::Session, prefix: &str, name: &str, signal: i32) 
 }
 
 /// Checks a finished row against what it expects; fills problems and the pass flag.
-fn assess(result: &mut RowResult, cell: &CellResult, row: &Row, dir: &Path, recording: &Path) {
+fn assess(result: &mut RowResult, cell: &CellResult, row: &Row, dir: &Path, recording: &Path, window: (i64, i64)) {
+    let messages = reflex_recorder::read_messages(recording);
+    if let (Fault::LinkCut, Ok((messages, _))) = (&row.fault, &messages) {
+        // The bench heard nothing after the cut: the vehicle's recording tells when its monitor
+        // engaged, and the brake unit's watchdog is what stopped the car.
+        let (injected, end) = window;
+        result.detection_ms = messages
+            .iter()
+            .filter(|m| m.topic == topics::SAFE_STOP)
+            .filter(|m| (injected..=end).contains(&(m.publish_time_ns as i64)))
+            .find(|m| reflex_msgs::decode::<SafeStop>(&m.data).is_ok_and(|s| s.engaged))
+            .map(|m| (m.publish_time_ns as i64 - injected) as f64 / 1e6);
+        result.safe_stop = result.detection_ms.is_some();
+        result.reaction_ms = result.watchdog_ms;
+    }
     result.impact = cell.impact;
     result.impact_speed_kmh = cell.impact_speed_kmh;
     result.min_gap_m = cell.min_gap_m;
@@ -439,12 +562,15 @@ fn assess(result: &mut RowResult, cell: &CellResult, row: &Row, dir: &Path, reco
         }
         Outcome::Nominal if result.safe_stop => result.problems.push("safe stop on a tolerable fault".into()),
         Outcome::Nominal if cell.braking_time_s.is_none() => result.problems.push("the AEB did not brake".into()),
+        Outcome::Nominal if result.watchdog_ms.is_some() => {
+            result.problems.push(format!("the brake unit's watchdog braked: no command for {ACTUATOR_TIMEOUT:?}"))
+        }
         _ => {}
     }
     if cell.impact {
         result.problems.push(format!("collision at {:.1} km/h", cell.impact_speed_kmh));
     }
-    match reflex_recorder::read_messages(recording) {
+    match messages {
         Ok((messages, None)) if !messages.is_empty() => {
             result.recording = format!("intact, {} messages", messages.len());
             if row.name == "baseline" {
@@ -525,13 +651,18 @@ fn report(results: &[RowResult], args: &HilArgs) -> Result<String> {
          stationary car ahead from TTC 4 s; fault injected {} s in. Detection: fault → the monitor's first engaged \
          SafeStop; reaction: fault → the first full-braking command (publication times, one host; in the baseline \
          and other nominal rows that is the AEB's own full braking, from 1 s in). Everything is counted up to the \
-         end of the cell (the ego at a standstill, or 8 s).\n\n\
-         | row | expects | safe stop | detection | reaction | impact km/h | min gap m | deadline misses | decode errors | recording | result |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n",
+         end of the cell (the ego at a standstill, or 8 s). The stack runs with access control on (the launcher \
+         routes and checks every sender; the bench is the external user `bench`). The plant's brake unit brakes \
+         at 6 m/s² by itself when no command came for {} ms (watchdog: fault → that braking). Link cut: the vehicle \
+         in its own network namespace, the bench reaching it over a veth pair, every packet on the link dropped by \
+         nftables; detection from the vehicle's own recording, reaction = the watchdog.\n\n\
+         | row | expects | safe stop | detection | reaction | watchdog | impact km/h | min gap m | deadline misses | decode errors | recording | result |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
         args.launch.display(),
         args.model.display(),
         args.speed_kmh,
-        args.fault_at_s
+        args.fault_at_s,
+        ACTUATOR_TIMEOUT.as_millis()
     );
     for r in results {
         let verdict = match (&r.skipped, r.passed) {
@@ -540,12 +671,13 @@ fn report(results: &[RowResult], args: &HilArgs) -> Result<String> {
             (None, false) => format!("**FAIL**: {}", r.problems.join("; ")),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
             r.name,
             r.expected,
             if r.safe_stop { "yes" } else { "no" },
             ms(r.detection_ms),
             ms(r.reaction_ms),
+            ms(r.watchdog_ms),
             r.impact_speed_kmh,
             if r.min_gap_m.is_finite() { format!("{:.2}", r.min_gap_m) } else { "–".into() },
             r.deadline_misses,
@@ -621,12 +753,14 @@ pub fn soak(args: SoakArgs) -> Result<()> {
     let model = find_in_ancestors(&args.model);
     let dir = std::path::absolute(&args.out)?;
     std::fs::create_dir_all(&dir)?;
-    let Stack { launch: stack, prefix, transport, recording } = Stack::start(&launch, &model, &dir, "soak")?;
-    let node = Node::new(NodeOptions::new("soak-plant").transport(transport.clone()))?;
-    let observer = Node::new(NodeOptions::new("soak-observer").transport(transport))?;
+    let stack = Stack::start(&launch, &model, &dir, "soak", None)?;
+    let (prefix, recording) = (stack.prefix.clone(), stack.recording.clone());
+    let node = Node::new(NodeOptions::new("soak-plant").transport(stack.transport.clone()))?;
+    let observer = Node::new(NodeOptions::new("soak-observer").transport(stack.transport.clone()))?;
     let mut events =
         observer.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(8192))?;
     let mut plant = Plant::new(node, Perception::Rendered).map_err(|e| anyhow::anyhow!("{e}"))?;
+    plant.actuator_timeout = Some(ACTUATOR_TIMEOUT);
     let config = RunConfig::default();
     plant.settle(&config, Duration::from_secs(1), Duration::from_secs(90)).map_err(|e| anyhow::anyhow!("{e}"))?;
     drain(&mut events);

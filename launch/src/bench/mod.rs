@@ -4,6 +4,7 @@
 mod deadline;
 mod detector;
 mod hil;
+mod netns;
 mod reaction;
 mod record;
 mod transport;
