@@ -56,16 +56,18 @@ pub fn node_pid(session: &zenoh::Session, prefix: &str, wanted: &str) -> Result<
         .timeout(Duration::from_millis(500))
         .wait()
         .map_err(anyhow::Error::msg)?;
+    // Take every reply: dropping the receiver early makes zenoh log an error for each late one.
+    let mut found = None;
     while let Ok(reply) = replies.recv() {
         if let Ok(sample) = reply.result() {
             if let Some((name, host, pid)) = keys::parse_liveliness_token(prefix, sample.key_expr().as_str()) {
-                if name == wanted {
-                    return Ok(Some((pid, host)));
+                if name == wanted && found.is_none() {
+                    found = Some((pid, host));
                 }
             }
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 pub fn node_list(transport: &TransportConfig) -> Result<()> {

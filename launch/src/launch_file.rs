@@ -104,7 +104,7 @@ pub struct AccessControlEntry {
     #[serde(default)]
     pub external: Vec<String>,
     /// Where the launcher writes the dictionary and the passwords (mode 0600); default: a
-    /// private folder under the temporary directory.
+    /// private folder (0700) under the temporary directory, removed when the launch ends.
     #[serde(default)]
     pub credentials_dir: Option<PathBuf>,
 }

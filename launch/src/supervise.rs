@@ -33,9 +33,10 @@ struct Running {
 /// required unit ended well.
 pub fn launch(mut plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bool> {
     let exe = std::env::current_exe().context("cannot find the reflex executable to start nodes with")?;
-    if let Some(access) = plan.access.clone() {
-        secure(&mut plan, &access)?;
-    }
+    let private_credentials = match plan.access.clone() {
+        Some(access) => secure(&mut plan, &access)?,
+        None => None,
+    };
     // Hold the rendezvous for the whole launch, so nodes can come and go (and restart).
     let _rendezvous = plan.transport.open().context("cannot open the launcher's zenoh session")?;
     let colors = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -122,6 +123,9 @@ pub fn launch(mut plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bo
         }
         std::thread::sleep(POLL);
     }
+    if let Some(dir) = private_credentials {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(!any_required_failed && !units.iter().any(|u| u.failed && u.unit.required))
 }
 
@@ -151,14 +155,19 @@ fn drain_output(forwarders: &mut Vec<std::thread::JoinHandle<()>>) {
 type Forwarders = Vec<std::thread::JoinHandle<()>>;
 
 /// Gives every process of the launch its own credentials (and the external users theirs) and
-/// the guarded topics: writes a dictionary and one password file per user, mode 0600.
-fn secure(plan: &mut Plan, access: &crate::launch_file::AccessControlEntry) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = match &access.credentials_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("reflex-credentials-{}", std::process::id())),
+/// the guarded topics: writes a dictionary and one password file per user, mode 0600. Returns
+/// the folder when it is the launcher's own (no `credentials_dir`), to remove at the end.
+fn secure(plan: &mut Plan, access: &crate::launch_file::AccessControlEntry) -> Result<Option<std::path::PathBuf>> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let (dir, private) = match &access.credentials_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (std::env::temp_dir().join(format!("reflex-credentials-{}", std::process::id())), true),
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = std::path::absolute(&dir)?;
     let mut users: Vec<String> = vec!["launch".into()];
     for unit in &plan.units {
@@ -211,7 +220,7 @@ fn secure(plan: &mut Plan, access: &crate::launch_file::AccessControlEntry) -> R
         }
     }
     eprintln!("reflex launch: access control on; credentials in {}", dir.display());
-    Ok(())
+    Ok(private.then_some(dir))
 }
 
 fn spawn(

@@ -403,7 +403,7 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
 /// namespace, inside it, listening for the bench on its end of the link.
 struct Stack {
     /// Stopped (SIGINT, then SIGKILL) when the stack is dropped.
-    _launch: Interrupted,
+    launch: Interrupted,
     prefix: String,
     /// The bench's way in: a client of the launcher's router, as the external user `bench`.
     transport: TransportConfig,
@@ -484,7 +484,7 @@ impl Stack {
             security: Some(security),
             ..TransportConfig::default()
         };
-        Ok(Self { _launch: launch, prefix, transport, recording, credentials })
+        Ok(Self { launch, prefix, transport, recording, credentials })
     }
 }
 
@@ -738,6 +738,8 @@ struct Window {
 }
 
 const STACK: [&str; 5] = ["detector", "aeb", "monitor", "arbiter", "recorder"];
+/// The launcher's column in the soak table: it routes every message of the stack.
+const LAUNCHER: &str = "launcher (router)";
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -764,7 +766,7 @@ pub fn soak(args: SoakArgs) -> Result<()> {
     let config = RunConfig::default();
     plant.settle(&config, Duration::from_secs(1), Duration::from_secs(90)).map_err(|e| anyhow::anyhow!("{e}"))?;
     drain(&mut events);
-    let pids: Vec<(String, u32)> = STACK
+    let mut pids: Vec<(String, u32)> = STACK
         .iter()
         .filter_map(|name| {
             crate::introspect::node_pid(plant.node().session(), &prefix, name)
@@ -776,6 +778,7 @@ pub fn soak(args: SoakArgs) -> Result<()> {
     if pids.len() != STACK.len() {
         bail!("found {} of the {} stack processes: {pids:?}", pids.len(), STACK.len());
     }
+    pids.push((LAUNCHER.into(), stack.launch.0.id()));
     let speed = 30.0 / 3.6;
     let duration_s = args.minutes * 60.0;
     let cell = Cell {
@@ -801,54 +804,64 @@ pub fn soak(args: SoakArgs) -> Result<()> {
     // Every drop and miss, explained: node, topic, what the runtime said, when.
     let mut explained: Vec<String> = Vec::new();
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut close_window = |t: f64, sent_total: u64, latencies: &mut Vec<i64>| {
+        if sent_total == last_sent && latencies.is_empty() {
+            return; // nothing since the last window
+        }
+        let (mut drops, mut misses) = (0, 0);
+        while let Some(e) = events.recv() {
+            let e = e.message;
+            match e.kind {
+                MonitorEvent::KIND_QUEUE_DROP => drops += 1,
+                MonitorEvent::KIND_DEADLINE_MISSED => misses += 1,
+                _ => continue,
+            }
+            explained.push(format!("{:.0} s: {} on {}: {}", t, e.node, e.topic, e.detail));
+        }
+        let mut histogram = LatencyHistogram::new();
+        for l in latencies.iter() {
+            histogram.record_ns(*l);
+        }
+        let ms = |ns: u64| ns as f64 / 1e6;
+        windows.push(Window {
+            end_s: t,
+            sent: sent_total - last_sent,
+            answered: latencies.len(),
+            p50_ms: ms(histogram.quantile_ns(0.5)),
+            p99_ms: ms(histogram.quantile_ns(0.99)),
+            max_ms: ms(histogram.max_ns()),
+            rss_kib: pids.iter().map(|(n, p)| (n.clone(), rss_kib(*p).unwrap_or(0))).collect(),
+            drops,
+            misses,
+        });
+        last_sent = sent_total;
+        latencies.clear();
+        if terminal {
+            eprint!("\r\x1b[Ksoak: {:.0} / {:.0} s", t, duration_s);
+        } else {
+            eprintln!("soak: {:.0} / {:.0} s", t, duration_s);
+        }
+    };
+    let (mut last_t, mut sent_total) = (0.0, 0);
     let result = plant
         .run_cell_with(&cell, &config, |t, controls| {
             latencies.append(&mut controls.latencies_ns);
-            if t < next_window {
-                return;
-            }
-            next_window += args.window_s;
-            let (mut drops, mut misses) = (0, 0);
-            while let Some(e) = events.recv() {
-                let e = e.message;
-                match e.kind {
-                    MonitorEvent::KIND_QUEUE_DROP => drops += 1,
-                    MonitorEvent::KIND_DEADLINE_MISSED => misses += 1,
-                    _ => continue,
-                }
-                explained.push(format!("{:.0} s: {} on {}: {}", t, e.node, e.topic, e.detail));
-            }
-            let mut histogram = LatencyHistogram::new();
-            for l in &latencies {
-                histogram.record_ns(*l);
-            }
-            let ms = |ns: u64| ns as f64 / 1e6;
-            windows.push(Window {
-                end_s: t,
-                sent: controls.frames_sent - last_sent,
-                answered: latencies.len(),
-                p50_ms: ms(histogram.quantile_ns(0.5)),
-                p99_ms: ms(histogram.quantile_ns(0.99)),
-                max_ms: ms(histogram.max_ns()),
-                rss_kib: pids.iter().map(|(n, p)| (n.clone(), rss_kib(*p).unwrap_or(0))).collect(),
-                drops,
-                misses,
-            });
-            last_sent = controls.frames_sent;
-            latencies.clear();
-            if terminal {
-                eprint!("\r\x1b[Ksoak: {:.0} / {:.0} s", t, duration_s);
-            } else {
-                eprintln!("soak: {:.0} / {:.0} s", t, duration_s);
+            (last_t, sent_total) = (t, controls.frames_sent);
+            if t >= next_window {
+                next_window += args.window_s;
+                close_window(t, sent_total, &mut latencies);
             }
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The last, partial window (the cell may end just before a window's end).
+    close_window(last_t, sent_total, &mut latencies);
     drop(plant);
     drop(stack);
     let (messages, damage) = reflex_recorder::read_messages(&recording).map_err(anyhow::Error::msg)?;
     let mut out = format!(
         "# Soak run\n\nThe HIL vehicle stack (`{}`, model `{}`) against the plant in real time for {} min at 30 fps: \
-         30 km/h behind a car at the same speed 25 m ahead. Braking: {}. Recording: {} messages{}.\n\n\
+         30 km/h behind a car at the same speed 25 m ahead, access control on (the launcher routes every message). \
+         Braking: {}. Recording: {} messages{}.\n\n\
          | window end s | frames sent | answered | p50 ms | p99 ms | max ms | queue-drop events | deadline misses |{}\n|---:|---:|---:|---:|---:|---:|---:|---:|{}\n",
         args.launch.display(),
         args.model.display(),
@@ -856,8 +869,8 @@ pub fn soak(args: SoakArgs) -> Result<()> {
         result.braking_time_s.map_or("none".into(), |t| format!("at {t:.1} s (false activation)")),
         messages.len(),
         damage.map_or(String::new(), |d| format!(", damaged: {d}")),
-        STACK.iter().map(|n| format!(" {n} RSS MiB |")).collect::<String>(),
-        "---:|".repeat(STACK.len()),
+        pids.iter().map(|(n, _)| format!(" {n} RSS MiB |")).collect::<String>(),
+        "---:|".repeat(pids.len()),
     );
     for w in &windows {
         out.push_str(&format!(

@@ -20,6 +20,9 @@
 use serde::{Deserialize, Serialize};
 use zenoh::Wait;
 
+/// How long a client session tries to reach its router before `open` fails.
+pub const CLIENT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+
 /// Port of the loopback rendezvous listener, unless `REFLEX_ZENOH_PORT` says otherwise.
 pub const DEFAULT_RENDEZVOUS_PORT: u16 = 7450;
 
@@ -70,7 +73,7 @@ pub struct TransportConfig {
     pub tls: Option<Tls>,
 }
 
-/// TLS for `tls/HOST:PORT` endpoints in `listen`/`connect`: the CA that signs the peers'
+/// TLS for `tls/HOST:PORT` endpoints in `listen`/`connect`/`gateway`: the CA that signs the peers'
 /// certificates, this side's certificate and key (PEM files), and mutual TLS (the listener
 /// also checks the connecting side's certificate).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -91,7 +94,8 @@ impl Tls {
             ("private_key", &self.private_key, "PRIVATE KEY-----"),
         ] {
             let text = std::fs::read_to_string(path).map_err(|e| format!("tls.{what}: {}: {e}", path.display()))?;
-            if !text.contains(&format!("-----BEGIN {marker}")) && !text.contains(marker) {
+            // `BEGIN CERTIFICATE-----`; `BEGIN [RSA |EC ]PRIVATE KEY-----`.
+            if !text.contains(marker) {
                 return Err(format!(
                     "tls.{what}: {} is not a PEM file with a {}",
                     path.display(),
@@ -282,6 +286,7 @@ impl TransportConfig {
         connect: &[String],
     ) -> Result<zenoh::Config, TransportConfigError> {
         self.validate()?;
+        let client = mode == Mode::Client;
         let mode = serde_json::to_string(&mode).expect("enum serializes");
         let retry = "{period_init_ms: 100, period_max_ms: 1000, period_increase_factor: 2}";
         let settings = [
@@ -292,9 +297,12 @@ impl TransportConfig {
             ("listen/timeout_ms", "0".into()),
             ("listen/exit_on_failure", "false".into()),
             ("connect/endpoints", serde_json::to_string(connect).expect("strings serialize")),
-            // Keep trying in the background: the peer may not be listening yet.
-            ("connect/timeout_ms", "-1".into()),
-            ("connect/exit_on_failure", "false".into()),
+            // Peers keep trying in the background: the other may not be listening yet. A client
+            // has nothing without its router, so it tries for CLIENT_CONNECT_TIMEOUT_MS and
+            // then fails, naming the endpoint (a refused certificate or password would
+            // otherwise hang it for ever).
+            ("connect/timeout_ms", if client { CLIENT_CONNECT_TIMEOUT_MS.to_string() } else { "-1".into() }),
+            ("connect/exit_on_failure", client.to_string()),
             ("connect/retry", retry.into()),
             ("transport/shared_memory/enabled", self.shared_memory.to_string()),
             // Do not hold `open` for ~0.5 s waiting on gossip: publishers that must not lose
