@@ -6,32 +6,15 @@
 //! follow the real monitor. The same launch without access control lets the rogue's messages
 //! through, so the test can fail.
 
+mod common;
+
+use common::{root, Launch};
 use reflex_msgs::reflex_msgs::{BrakeRequest, SafeStop};
 use reflex_runtime::transport::Security;
 use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Launch(Child);
-
-impl Drop for Launch {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
-}
 
 /// Sources of the commands the actuator saw while the arbiter ran and two rogues published
 /// brake commands and safe-stop demands; a command the arbiter made for a safe stop counts as

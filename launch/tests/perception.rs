@@ -2,32 +2,15 @@
 //! fixture photographs from a folder, the detector node on them, and this test as a third
 //! process on the same zenoh network checking what comes out.
 
+mod common;
+
+use common::{root, Launch};
 use reflex_msgs::sensor_msgs::{CameraInfo, ImageView};
 use reflex_msgs::vision_msgs::Detection2DArray;
 use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
-}
-
-struct Launch(Child);
-
-impl Drop for Launch {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child; SIGINT stops its nodes.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn camera_folder_to_detector_over_zenoh() {

@@ -6,11 +6,14 @@
 //! credentials, and a stranger's certificate getting nothing. Certificates are made with
 //! `openssl` for the test.
 
+mod common;
+
+use common::Launch;
 use reflex_msgs::reflex_msgs::{BrakeRequest, VehicleState};
 use reflex_runtime::transport::{Security, Tls};
 use reflex_runtime::{InputOptions, Mode, Node, NodeOptions, TransportConfig};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -179,21 +182,6 @@ fn mutual_tls_between_nodes_of_one_ca_and_nothing_for_a_stranger() {
     let config = TransportConfig { tls: Some(missing), ..TransportConfig::default() };
     let error = config.validate().unwrap_err().to_string();
     assert!(error.contains("tls.certificate") && error.contains("nope.pem"), "{error}");
-}
-
-struct Launch(Child);
-
-impl Drop for Launch {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Brake commands a bench outside the launch receives through the launcher's TLS gateway in
