@@ -426,9 +426,13 @@ impl Stack {
         let _ = std::fs::remove_file(&recording);
         let credentials = std::env::temp_dir().join(format!("reflex-{prefix}-credentials"));
         let _ = std::fs::remove_dir_all(&credentials);
-        // Where the bench reaches the launcher: its end of the link, or the loopback rendezvous.
+        // Where the bench reaches the launcher: the gateway on the vehicle's end of the link, or
+        // the loopback rendezvous (the gateway then an unused ephemeral port).
         let (gateway, entry) = match namespace {
-            Some(ns) => (format!("tcp/{}:{port}", ns.vehicle_ip), format!("tcp/{}:{port}", ns.vehicle_ip)),
+            Some(ns) => {
+                let end = format!("tcp/{}:{port}", ns.vehicle_ip);
+                (end.clone(), end)
+            }
             None => ("tcp/127.0.0.1:0".to_string(), format!("tcp/127.0.0.1:{port}")),
         };
         let log = std::fs::File::create(dir.join("stack.log"))?;
@@ -476,7 +480,7 @@ impl Stack {
             dictionary_file: dictionary,
             ..Default::default()
         };
-        // A client that keeps trying until the launcher's router listens.
+        // A client of the launcher's router (it tries for 10 s, then fails naming the endpoint).
         let transport = TransportConfig {
             mode: Mode::Client,
             connect: vec![entry],
