@@ -48,6 +48,16 @@ pub enum Program {
     Exec { program: String, args: Vec<String>, spec: NodeSpec },
 }
 
+impl Program {
+    /// The spec of every node this process runs (one, or a group's members).
+    pub fn specs_mut(&mut self) -> Vec<&mut NodeSpec> {
+        match self {
+            Program::Kind { spec, .. } | Program::Exec { spec, .. } => vec![spec],
+            Program::Group { members } => members.iter_mut().map(|(_, spec)| spec).collect(),
+        }
+    }
+}
+
 /// One publisher or subscriber of the plan, for the topic checks.
 struct Endpoint<'a> {
     /// An input that needs no publisher.

@@ -170,11 +170,8 @@ fn secure(plan: &mut Plan, access: &crate::launch_file::AccessControlEntry) -> R
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = std::path::absolute(&dir)?;
     let mut users: Vec<String> = vec!["launch".into()];
-    for unit in &plan.units {
-        match &unit.program {
-            Program::Kind { spec, .. } | Program::Exec { spec, .. } => users.push(spec.name.clone()),
-            Program::Group { members } => users.extend(members.iter().map(|(_, spec)| spec.name.clone())),
-        }
+    for unit in &mut plan.units {
+        users.extend(unit.program.specs_mut().into_iter().map(|spec| spec.name.clone()));
     }
     users.extend(access.external.iter().cloned());
     let write_private = |path: &std::path::Path, text: &str| -> Result<()> {
@@ -208,15 +205,8 @@ fn secure(plan: &mut Plan, access: &crate::launch_file::AccessControlEntry) -> R
     };
     plan.transport.security = Some(security("launch"));
     for unit in &mut plan.units {
-        match &mut unit.program {
-            Program::Kind { spec, .. } | Program::Exec { spec, .. } => {
-                spec.transport.security = Some(security(&spec.name));
-            }
-            Program::Group { members } => {
-                for (_, spec) in members {
-                    spec.transport.security = Some(security(&spec.name));
-                }
-            }
+        for spec in unit.program.specs_mut() {
+            spec.transport.security = Some(security(&spec.name));
         }
     }
     eprintln!("reflex launch: access control on; credentials in {}", dir.display());

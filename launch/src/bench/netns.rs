@@ -61,9 +61,9 @@ impl VehicleNamespace {
         run("ip", &["link", "add", &host_if, "type", "veth", "peer", "name", &vehicle_if, "netns", &name], None)?;
         run("ip", &["addr", "add", &format!("{host_ip}/30"), "dev", &host_if], None)?;
         run("ip", &["link", "set", &host_if, "up"], None)?;
-        namespace.exec(&["ip", "addr", "add", &format!("{vehicle_ip}/30"), "dev", &vehicle_if])?;
-        namespace.exec(&["ip", "link", "set", &vehicle_if, "up"])?;
-        namespace.exec(&["ip", "link", "set", "lo", "up"])?;
+        namespace.exec(&["ip", "addr", "add", &format!("{vehicle_ip}/30"), "dev", &vehicle_if], None)?;
+        namespace.exec(&["ip", "link", "set", &vehicle_if, "up"], None)?;
+        namespace.exec(&["ip", "link", "set", "lo", "up"], None)?;
         Ok(namespace)
     }
 
@@ -72,10 +72,11 @@ impl VehicleNamespace {
         ["ip", "netns", "exec", &self.name]
     }
 
-    fn exec(&self, args: &[&str]) -> Result<()> {
+    /// Runs `args` inside the namespace, with `input` on its standard input.
+    fn exec(&self, args: &[&str], input: Option<&str>) -> Result<()> {
         let mut all: Vec<&str> = self.prefix()[1..].to_vec();
         all.extend_from_slice(args);
-        run("ip", &all, None)
+        run("ip", &all, input)
     }
 
     /// Drops every packet in and out of the vehicle's end of the link.
@@ -85,9 +86,7 @@ impl VehicleNamespace {
              chain output {{ type filter hook output priority 0; policy accept; oifname \"{0}\" drop; }}\n}}\n",
             self.vehicle_if
         );
-        let mut args: Vec<&str> = self.prefix()[1..].to_vec();
-        args.extend_from_slice(&["nft", "-f", "-"]);
-        run("ip", &args, Some(&rules))?;
+        self.exec(&["nft", "-f", "-"], Some(&rules))?;
         self.cut = true;
         Ok(())
     }
@@ -95,7 +94,7 @@ impl VehicleNamespace {
     /// Takes the drop rules away again.
     pub fn restore(&mut self) -> Result<()> {
         if self.cut {
-            self.exec(&["nft", "delete", "table", "inet", "reflex_link_cut"])?;
+            self.exec(&["nft", "delete", "table", "inet", "reflex_link_cut"], None)?;
             self.cut = false;
         }
         Ok(())
