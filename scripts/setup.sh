@@ -8,7 +8,7 @@
 #                          mcap-ros2-support (recordings checked by code we did not write)
 #   .local/openvino.env    exports OPENVINO_LIB=<path of libopenvino_c.so.VERSION>
 #
-# Debian's libclang-dev (bindgen for the V4L2 camera crate), stress-ng and nftables (the HIL bench) are
+# Debian's libclang-dev (bindgen for the V4L2 camera crate), stress-ng, nftables and libfaketime (the HIL bench) are
 # installed with apt-get when running as root on Debian; otherwise the exact command is printed.
 set -euo pipefail
 
@@ -38,7 +38,7 @@ fi
 #    stress-ng for the hardware-in-the-loop bench's CPU-saturation row and nftables for its
 #    link-cut row (iproute2 for the network namespaces is part of Debian's base).
 missing=()
-for package in libclang-dev stress-ng nftables; do
+for package in libclang-dev stress-ng nftables libfaketime; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if (( ${#missing[@]} )); then

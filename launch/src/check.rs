@@ -13,17 +13,25 @@ use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Topics that must have exactly one publisher: the actuator command (the arbiter) and the
-/// safe-stop demand (the monitor).
-pub const COMMAND_TOPICS: [&str; 2] = [topics::ACTUATOR_COMMAND, topics::SAFE_STOP];
+/// Topics that must have exactly one publisher: the actuator command (the arbiter), the
+/// safe-stop demand (the monitor) and the brake demand (the actuator gateway).
+pub const COMMAND_TOPICS: [&str; 3] = [topics::ACTUATOR_COMMAND, topics::SAFE_STOP, topics::BRAKE_DEMAND];
+
+/// Kinds that are safety units unless the launch file says otherwise: never stopped because
+/// another unit failed.
+pub const SAFETY_KINDS: [&str; 3] = ["monitor", "arbiter", "actuator"];
 
 /// What `reflex launch` starts: one process per unit.
 #[derive(Debug)]
 pub struct Plan {
     /// The launch's transport; the launcher holds its rendezvous.
     pub transport: TransportConfig,
-    /// Credentials and guarded topics, when the launch file asks for access control.
+    /// Credentials, when the launch file asks for access control ...
     pub access: Option<crate::launch_file::AccessControlEntry>,
+    /// ... and the rules the launcher's router enforces, derived from the launch graph.
+    pub acl: Option<reflex_runtime::transport::Acl>,
+    /// The launcher's own scheduling.
+    pub launcher: crate::launch_file::LauncherEntry,
     pub units: Vec<Unit>,
 }
 
@@ -36,9 +44,11 @@ pub struct Unit {
     pub cpu_affinity: Vec<usize>,
     pub priority: Option<u8>,
     pub required: bool,
+    /// Never stopped because another unit failed (the monitor, the arbiter, the gateway).
+    pub safety: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Program {
     /// `reflex node KIND --spec JSON`
     Kind { kind: String, spec: NodeSpec },
@@ -62,6 +72,8 @@ impl Program {
 struct Endpoint<'a> {
     /// An input that needs no publisher.
     optional: bool,
+    /// An input published from outside the launch (external users may write it).
+    external: bool,
     node: &'a str,
     port: String,
     topic: String,
@@ -102,8 +114,10 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
         }
         seen.insert(name, (file, node.name.referenced));
         let mut spec = spec_of(node, &transport, loaded.use_sim_time);
+        spec.fault_injection = loaded.fault_injection.is_some();
         let kind = check_node(file, node, &spec, &mut diagnostics, &mut endpoints);
         spec.faults = faults_of(file, node, kind, &spec, &mut diagnostics);
+        check_cpus(file, Some(node), &node.cpu_affinity, &mut diagnostics);
         specs.insert(name, (kind, spec));
     }
     check_topics(&endpoints, &mut diagnostics);
@@ -128,7 +142,41 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
             }
         }
     }
+    if let (Some(injection), Some(access)) = (&loaded.fault_injection, &loaded.zenoh.access_control) {
+        for user in &injection.users {
+            if !access.external.contains(user) {
+                diagnostics.push(
+                    Diagnostic::file(&loaded.root, format!("fault_injection.users: {user:?} is no external user"))
+                        .hint("fault commands come from a bench outside the launch: list it under zenoh.access_control.external"),
+                );
+            }
+        }
+    }
+    check_cpus(&loaded.root, None, &loaded.launcher.cpu_affinity, &mut diagnostics);
+    if loaded.launcher.priority.is_some_and(|p| !(1..=99).contains(&p)) {
+        diagnostics.push(Diagnostic::file(&loaded.root, "launcher.priority is outside SCHED_FIFO's 1..=99".into()));
+    }
+    let safety_of = |name: &str| -> bool {
+        let Some((_, node)) = loaded.nodes.iter().find(|(_, n)| n.name.value == name) else { return false };
+        node.safety.unwrap_or_else(|| node.kind.as_ref().is_some_and(|k| SAFETY_KINDS.contains(&k.value.as_str())))
+    };
     let grouped = check_groups(loaded, &specs, &seen, &mut diagnostics);
+    for (file, group) in &loaded.groups {
+        let safety: BTreeSet<bool> = group.nodes.iter().map(|m| safety_of(&m.value)).collect();
+        if safety.len() > 1 {
+            diagnostics.push(
+                Diagnostic::at(
+                    file,
+                    &group.name.referenced,
+                    format!("group `{}` mixes safety units and other nodes", group.name.value),
+                )
+                .hint("a group is one process: a failing perception node would take the safety units with it"),
+            );
+        }
+    }
+    let acl = loaded.zenoh.access_control.as_ref().map(|access| {
+        acl_of(&endpoints, access, loaded.fault_injection.as_ref(), loaded.use_sim_time, seen.keys().copied())
+    });
 
     if !diagnostics.is_empty() {
         return Err(diagnostics);
@@ -153,6 +201,7 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
             cpu_affinity: first.map_or_else(Vec::new, |n| n.cpu_affinity.clone()),
             priority: first.and_then(|n| n.priority.as_ref().map(|p| p.value)),
             required: true,
+            safety: group.nodes.first().is_some_and(|m| safety_of(&m.value)),
         });
     }
     for (_, node) in &loaded.nodes {
@@ -160,7 +209,8 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
         if grouped.contains(name) {
             continue;
         }
-        let (kind, spec) = specs.remove(name).expect("every node has a spec");
+        let (kind, mut spec) = specs.remove(name).expect("every node has a spec");
+        spec.lock_memory = node.lock_memory;
         let program = match (kind, &node.exec) {
             (Some(kind), _) => Program::Kind { kind: kind.name.to_string(), spec },
             (None, Some(exec)) => Program::Exec { program: exec.value.clone(), args: node.args.clone(), spec },
@@ -174,9 +224,74 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
             cpu_affinity: node.cpu_affinity.clone(),
             priority: node.priority.as_ref().map(|p| p.value),
             required: node.required,
+            safety: safety_of(name),
         });
     }
-    Ok(Plan { transport, access: loaded.zenoh.access_control.clone(), units })
+    Ok(Plan { transport, access: loaded.zenoh.access_control.clone(), acl, launcher: loaded.launcher.clone(), units })
+}
+
+/// CPUs must exist (the launcher would otherwise fail after starting the unit).
+fn check_cpus(file: &Path, node: Option<&NodeEntry>, cpus: &[usize], diagnostics: &mut Diagnostics) {
+    // SAFETY: sysconf has no preconditions.
+    let configured = usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }).unwrap_or(1).max(1);
+    let limit = configured.min(libc::CPU_SETSIZE as usize);
+    for &cpu in cpus {
+        if cpu >= limit {
+            let message = format!("cpu_affinity: CPU {cpu} does not exist on this machine");
+            let hint = "`nproc --all` tells how many CPUs there are; they are numbered from 0";
+            diagnostics.push(
+                match node {
+                    Some(node) => {
+                        Diagnostic::at(file, &node.name.referenced, format!("node `{}`: {message}", node.name.value))
+                    }
+                    None => Diagnostic::file(file, format!("launcher.{message}")),
+                }
+                .hint(hint),
+            );
+        }
+    }
+}
+
+/// Least privilege from the launch graph: who may write each topic.
+fn acl_of<'a>(
+    endpoints: &[Endpoint],
+    access: &crate::launch_file::AccessControlEntry,
+    injection: Option<&crate::launch_file::FaultInjectionEntry>,
+    use_sim_time: bool,
+    nodes: impl Iterator<Item = &'a str>,
+) -> reflex_runtime::transport::Acl {
+    let mut publishers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut add = |topic: &str, user: &str| {
+        let users = publishers.entry(topic.to_string()).or_default();
+        if !users.iter().any(|u| u == user) {
+            users.push(user.to_string());
+        }
+    };
+    for endpoint in endpoints {
+        match endpoint.direction {
+            Direction::Output => add(&endpoint.topic, endpoint.node),
+            Direction::Input if endpoint.external => {
+                for user in &access.external {
+                    add(&endpoint.topic, user);
+                }
+            }
+            Direction::Input => {}
+        }
+    }
+    if use_sim_time && !access.publishers.contains_key(topics::CLOCK) {
+        for user in &access.external {
+            add(topics::CLOCK, user);
+        }
+    }
+    for (topic, users) in &access.publishers {
+        publishers.insert(topic.clone(), users.clone());
+    }
+    reflex_runtime::transport::Acl {
+        publishers,
+        nodes: nodes.map(str::to_string).collect(),
+        external: access.external.clone(),
+        fault_injectors: injection.map(|i| i.users.clone()).unwrap_or_default(),
+    }
 }
 
 /// Kind, parameters, ports and inputs of one node; returns its kind when it has a known one.
@@ -237,6 +352,7 @@ fn check_node<'a>(
             for topic in topics {
                 endpoints.push(Endpoint {
                     optional: false,
+                    external: false,
                     node: name,
                     port: topic.clone(),
                     topic: resolve_topic(&node.namespace, topic),
@@ -309,6 +425,7 @@ fn check_node<'a>(
         let external = node.inputs.get(port.name).is_some_and(|i| i.value.external);
         endpoints.push(Endpoint {
             optional: port.optional || external,
+            external,
             node: name,
             port: port.name.to_string(),
             topic: spec.topic(port),
@@ -402,6 +519,8 @@ fn spec_of(node: &NodeEntry, transport: &TransportConfig, use_sim_time: bool) ->
         transport: transport.clone(),
         use_sim_time,
         faults: Vec::new(),
+        fault_injection: false,
+        lock_memory: false,
     }
 }
 

@@ -117,8 +117,15 @@ pub fn run(args: FaultArgs) -> Result<bool> {
             if host != reflex_runtime::hostname() {
                 bail!("{} runs on host {host:?}; signals only reach processes on this host", args.node);
             }
-            // SAFETY: kill(2) with a pid from the node's token; a wrong pid fails with ESRCH.
-            if unsafe { libc::kill(pid as i32, signal) } != 0 {
+            // The pid comes from a liveliness token anyone could declare: signal it only if it
+            // is really that node (never -1, 0, ourselves or a stranger's process).
+            let Some(pid) = crate::introspect::verified_node_pid(node.session(), &args.target.prefix, &args.node)?
+            else {
+                bail!("no process on this host is the reflex node {:?} (token pid {pid} refused)", args.node);
+            };
+            let pid = pid as libc::pid_t;
+            // SAFETY: kill(2) on a pid checked to be that reflex node.
+            if unsafe { libc::kill(pid, signal) } != 0 {
                 return Err(std::io::Error::last_os_error()).with_context(|| format!("{name} to pid {pid}"));
             }
             eprintln!("{name} sent to {} (pid {pid})", args.node);

@@ -16,6 +16,7 @@ pub const KINDS: &[&NodeKind] = &[
     &reflex_aeb::node::AEB_KIND,
     &reflex_monitor::node::MONITOR_KIND,
     &reflex_monitor::node::ARBITER_KIND,
+    &reflex_monitor::node::ACTUATOR_KIND,
     &reflex_recorder::RECORDER_KIND,
 ];
 

@@ -37,6 +37,37 @@ pub struct LaunchFile {
     /// Nodes composed into one process (one thread each), for the lowest latency between them.
     #[serde(default)]
     pub groups: Vec<GroupEntry>,
+    /// Fault injection at run time (benches, HIL): off unless present. Every node then listens
+    /// on its fault key, and with access control only these users may send (top-level only).
+    #[serde(default)]
+    pub fault_injection: Option<FaultInjectionEntry>,
+    /// Scheduling of the launcher itself, which routes every message when access control is on
+    /// (top-level only).
+    #[serde(default)]
+    pub launcher: Option<LauncherEntry>,
+}
+
+/// `fault_injection:` of a launch file.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultInjectionEntry {
+    /// Users (external, e.g. `bench`) that may send fault commands.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+/// `launcher:` of a launch file: its own real-time scheduling (it is the router).
+#[derive(Debug, Deserialize, JsonSchema, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LauncherEntry {
+    /// SCHED_FIFO priority (1-99) for the launcher's threads, the router's among them.
+    pub priority: Option<u8>,
+    /// CPUs the launcher may run on.
+    #[serde(default)]
+    pub cpu_affinity: Vec<usize>,
+    /// Lock the launcher's memory.
+    #[serde(default)]
+    pub lock_memory: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -85,6 +116,8 @@ pub struct ZenohSection {
     /// Authentication and access control: every process gets its own credentials (a process
     /// without them cannot connect), and only the named nodes may publish on guarded topics.
     pub access_control: Option<AccessControlEntry>,
+    /// Largest message accepted from a link, bytes (default 16 MiB); larger ones are dropped.
+    pub max_message_size: Option<usize>,
     /// Certificates for `tls/...` endpoints in `listen`/`connect` (the off-vehicle link):
     /// `root_ca_certificate`, `certificate`, `private_key` (PEM paths, checked at start-up) and
     /// `mutual` (mTLS).
@@ -96,15 +129,19 @@ pub struct ZenohSection {
 #[derive(Debug, Deserialize, JsonSchema, Clone, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AccessControlEntry {
-    /// Topic → the only nodes that may publish on it, e.g. `/vehicle/brake_command: [arbiter]`.
+    /// Every topic may be written only by the nodes that declare it as an output (and topics of
+    /// inputs marked `external` by the external users); a topic named here may be written by
+    /// exactly the users listed instead, e.g. `/clock: [simulator]`.
     #[serde(default)]
     pub publishers: BTreeMap<String, Vec<String>>,
     /// Users for processes outside this launch (a simulator, a bench); their credentials are
     /// written to `credentials_dir` as `<user>.password`.
     #[serde(default)]
     pub external: Vec<String>,
-    /// Where the launcher writes the dictionary and the passwords (mode 0600); default: a
-    /// private folder (0700) under the temporary directory, removed when the launch ends.
+    /// Where the launcher writes the external users' passwords (mode 0600): a folder that is
+    /// ours and not open to others (checked), or a new private folder (0700) under the temporary
+    /// directory by default. The files are removed when the launch ends. Nodes of the launch get
+    /// theirs through a pipe, never a file.
     #[serde(default)]
     pub credentials_dir: Option<PathBuf>,
 }
@@ -130,6 +167,9 @@ impl ZenohSection {
         transport.rendezvous_port = self.rendezvous_port;
         transport.gateway = self.gateway.clone().unwrap_or_default();
         transport.tls = self.tls.clone();
+        if let Some(size) = self.max_message_size {
+            transport.max_message_size = size;
+        }
         transport
     }
 }
@@ -168,10 +208,18 @@ pub struct NodeEntry {
     /// CPUs the process may run on.
     #[serde(default)]
     pub cpu_affinity: Vec<usize>,
-    /// SCHED_FIFO priority (1-99); best effort, a warning where the OS refuses.
+    /// SCHED_FIFO priority (1-99), set before the program starts so every thread it creates
+    /// (zenoh's and OpenVINO's too) runs at it; a warning where the OS refuses.
     #[serde(default)]
     #[schemars(with = "Option<u8>")]
     pub priority: Option<Spanned<u8>>,
+    /// Lock the process's memory (`mlockall`) so the hot path never waits for a page.
+    #[serde(default)]
+    pub lock_memory: bool,
+    /// A safety unit is never stopped because another unit failed (default: true for the
+    /// `monitor`, `arbiter` and `actuator` kinds).
+    #[serde(default)]
+    pub safety: Option<bool>,
     /// Per input port: queue capacity, overflow policy, deadline.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, InputEntry>")]
@@ -290,11 +338,19 @@ pub struct Loaded {
     pub root: PathBuf,
     pub zenoh: ZenohSection,
     pub use_sim_time: bool,
+    pub fault_injection: Option<FaultInjectionEntry>,
+    pub launcher: LauncherEntry,
     pub nodes: Vec<(PathBuf, NodeEntry)>,
     pub groups: Vec<(PathBuf, GroupEntry)>,
     /// Text of every file read, for snippets in diagnostics.
     pub sources: BTreeMap<PathBuf, String>,
+    /// Includes followed so far (bounded: diamonds of includes cannot explode).
+    included: usize,
 }
+
+/// At most this many includes in one launch, nested at most this deep.
+const MAX_INCLUDES: usize = 64;
+const MAX_INCLUDE_DEPTH: usize = 8;
 
 /// Reads `path` with `overrides` (`--set`), following includes. Syntax and type errors of any
 /// file end the load; they are returned as diagnostics with file, line and column.
@@ -303,9 +359,12 @@ pub fn load(path: &Path, overrides: &BTreeMap<String, String>) -> Result<Loaded,
         root: path.to_path_buf(),
         zenoh: ZenohSection::default(),
         use_sim_time: false,
+        fault_injection: None,
+        launcher: LauncherEntry::default(),
         nodes: Vec::new(),
         groups: Vec::new(),
         sources: BTreeMap::new(),
+        included: 0,
     };
     let mut stack = Vec::new();
     load_into(path, overrides, &mut loaded, &mut stack, None)?;
@@ -358,8 +417,37 @@ fn load_into(
         }
         loaded.use_sim_time = use_sim_time;
     }
+    for (present, what) in [(file.fault_injection.is_some(), "fault_injection"), (file.launcher.is_some(), "launcher")]
+    {
+        if let (true, Some((including, at))) = (present, included_from) {
+            let message = format!("{} sets `{what}`, but only the top-level launch file may", path.display());
+            return Err(Diagnostics::one(Diagnostic::at(including, &at.referenced, message)));
+        }
+    }
+    if file.fault_injection.is_some() {
+        loaded.fault_injection = file.fault_injection.clone();
+    }
+    if let Some(launcher) = &file.launcher {
+        loaded.launcher = launcher.clone();
+    }
     stack.push(canonical);
     for include in &file.include {
+        let requested = Path::new(&include.file.value);
+        if requested.is_absolute() || requested.components().any(|c| c == std::path::Component::ParentDir) {
+            let message = format!(
+                "include {:?}: only files in this file's folder or below may be included (no absolute paths, no `..`)",
+                include.file.value
+            );
+            return Err(Diagnostics::one(Diagnostic::at(path, &include.file.referenced, message)));
+        }
+        loaded.included += 1;
+        if loaded.included > MAX_INCLUDES || stack.len() >= MAX_INCLUDE_DEPTH {
+            let message = format!(
+                "include {:?}: more than {MAX_INCLUDES} includes, or nested deeper than {MAX_INCLUDE_DEPTH}",
+                include.file.value
+            );
+            return Err(Diagnostics::one(Diagnostic::at(path, &include.file.referenced, message)));
+        }
         let target = path.parent().unwrap_or(Path::new(".")).join(&include.file.value);
         let args = include.args.iter().map(|(k, v)| (k.clone(), scalar_text(v))).collect();
         load_into(&target, &args, loaded, stack, Some((path, &include.file)))?;
@@ -416,7 +504,17 @@ fn substitute(path: &Path, text: &str, overrides: &BTreeMap<String, String>) -> 
             .cloned()
             .or_else(|| declared.args.get(name)?.default.as_ref().map(|d| scalar_text(&d.value)));
         match value {
-            Some(value) => out.push_str(&value),
+            Some(value) => match place_value(text, *start, &value) {
+                Ok(placed) => out.push_str(&placed),
+                Err(why) => {
+                    let (line, column) = line_column(text, *start);
+                    diagnostics.push(
+                        Diagnostic::new(path, line, column, format!("argument `{name}` = {value:?}: {why}")).hint(
+                            "arguments are values, not YAML: quote the substitution (\"${arg:NAME}\") for free text",
+                        ),
+                    );
+                }
+            },
             None => {
                 let (line, column) = line_column(text, *start);
                 let message = if declared.args.contains_key(name) {
@@ -436,6 +534,51 @@ fn substitute(path: &Path, text: &str, overrides: &BTreeMap<String, String>) -> 
     }
     out.push_str(&text[last..]);
     diagnostics.into_result(out)
+}
+
+/// The text that stands for `value` at byte `offset` of `text`, so that it stays one value
+/// there and can never add keys or nodes (M12): inside double quotes it is escaped as a JSON
+/// string's content, inside single quotes `'` doubles, and in a plain scalar it must be a plain
+/// scalar (no line breaks, no YAML indicators, no `: ` or ` #`).
+fn place_value(text: &str, offset: usize, value: &str) -> Result<String, String> {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("contains a line break or another control character".into());
+    }
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    for c in text[line_start..offset].chars() {
+        match c {
+            '\\' if double && !escaped => {
+                escaped = true;
+                continue;
+            }
+            '"' if !single && !escaped => double = !double,
+            '\'' if !double => single = !single,
+            _ => {}
+        }
+        escaped = false;
+    }
+    if double {
+        let quoted = serde_json::to_string(value).expect("strings serialize");
+        return Ok(quoted[1..quoted.len() - 1].to_string());
+    }
+    if single {
+        return Ok(value.replace('\'', "''"));
+    }
+    let starts_badly = match value.chars().next() {
+        None => false,
+        Some('-') => value == "-" || value.starts_with("- "),
+        Some(c) => "?:,[]{}#&*!|>'\"%@` ".contains(c),
+    };
+    let inside_badly = value.contains(": ")
+        || value.contains(" #")
+        || value.ends_with(':')
+        || value.ends_with(' ')
+        || value.contains(['{', '}', '[', ']', ',']);
+    if starts_badly || inside_badly {
+        return Err("would not stay one plain value here".into());
+    }
+    Ok(value.to_string())
 }
 
 /// (start, end, name) of every `${arg:NAME}`.
@@ -521,4 +664,28 @@ pub fn parse_overrides(pairs: &[String]) -> Result<BTreeMap<String, String>, Str
 /// The JSON schema of launch files, for editors.
 pub fn json_schema() -> String {
     serde_json::to_string_pretty(&schemars::schema_for!(LaunchFile)).expect("schema serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// M12: an argument's value stays one value wherever it is placed.
+    #[test]
+    fn argument_values_cannot_add_structure() {
+        let text = "a: ${arg:x}\nb: \"${arg:x}\"\nc: '${arg:x}'\n";
+        let at = |needle: &str| text.find(needle).unwrap();
+        let plain = at("${arg:x}\nb");
+        let double = text.find("\"${arg:x}\"").unwrap() + 1;
+        let single = text.find("'${arg:x}'").unwrap() + 1;
+        assert_eq!(place_value(text, plain, "/dev/video0").unwrap(), "/dev/video0");
+        assert_eq!(place_value(text, plain, "tcp/10.0.0.1:7447").unwrap(), "tcp/10.0.0.1:7447");
+        assert_eq!(place_value(text, plain, "-5").unwrap(), "-5");
+        for bad in ["x: y", "{a: 1}", "[1]", "a, b", "x #c", "- item", "&anchor", "*alias", "!tag", "a\nb: c"] {
+            assert!(place_value(text, plain, bad).is_err(), "{bad:?} placed plain");
+        }
+        assert_eq!(place_value(text, double, "a\"b\\c").unwrap(), "a\\\"b\\\\c");
+        assert_eq!(place_value(text, single, "it's").unwrap(), "it''s");
+        assert!(place_value(text, double, "a\nb").is_err(), "no line breaks anywhere");
+    }
 }

@@ -191,7 +191,9 @@ impl RateArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(if cli.log_json { LogFormat::Json } else { LogFormat::Human });
-    match run(cli.command) {
+    let result = run(cli.command);
+    reflex_runtime::flush_logs(Duration::from_millis(500));
+    match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(error) => {
@@ -257,7 +259,9 @@ fn run(command: Command) -> Result<bool> {
                 kinds::find(&what).with_context(|| format!("unknown node kind `{what}` (see `reflex kinds`)"))?;
             let spec: NodeSpec =
                 serde_json::from_str(spec.as_deref().unwrap_or("{}")).context("--spec is not a valid node spec")?;
+            prepare_node_process(std::slice::from_ref(&spec));
             let shutdown = Shutdown::on_signals()?;
+            exit_if_stuck(&shutdown);
             (kind.run)(spec, shutdown).map_err(|e| anyhow::anyhow!("node `{what}` failed: {e}"))?;
             Ok(true)
         }
@@ -320,10 +324,39 @@ fn print_kinds(kind: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// What a node process does before anything else: other processes of the same user may not
+/// read its memory or descriptors (its password pipe), and its memory is locked if asked.
+fn prepare_node_process(specs: &[NodeSpec]) {
+    // SAFETY: prctl with plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+    if specs.iter().any(|spec| spec.lock_memory) {
+        if let Err(error) = reflex_runtime::realtime::lock_memory() {
+            tracing::warn!(%error, "cannot lock memory (needs root or CAP_IPC_LOCK); it may page");
+        }
+    }
+}
+
+/// A node asked to stop (SIGTERM, or its launcher died) must be gone within 3 s, whatever it
+/// was doing: no orphans.
+fn exit_if_stuck(shutdown: &Shutdown) {
+    let shutdown = shutdown.clone();
+    let _ = std::thread::Builder::new().name("exit-guard".into()).spawn(move || {
+        while !shutdown.is_requested() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        eprintln!("reflex: did not stop within 3 s of the stop signal; exiting");
+        reflex_runtime::flush_logs(Duration::from_millis(200));
+        std::process::exit(1);
+    });
+}
+
 /// Several nodes as threads of one process; if one fails, all stop and the process fails.
 fn run_group(name: &str, spec: &str) -> Result<bool> {
     let members: Vec<(String, NodeSpec)> = serde_json::from_str(spec).context("--spec is not a list of node specs")?;
+    prepare_node_process(&members.iter().map(|(_, spec)| spec.clone()).collect::<Vec<_>>());
     let shutdown = Shutdown::on_signals()?;
+    exit_if_stuck(&shutdown);
     let mut threads = Vec::new();
     for (kind_name, spec) in members {
         let kind = kinds::find(&kind_name).with_context(|| format!("unknown node kind `{kind_name}`"))?;

@@ -323,7 +323,8 @@ fn chain_launch_file(
     text.push_str(&format!(
         "  - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [{}]\n      \
          watch: [{{topic: /perception/detections, deadline_ms: 200}}]\n      startup_grace_s: 5\n      \
-         supervisor: {{stable_period_s: 0.3}}\n  - name: arbiter\n    kind: arbiter\n",
+         supervisor: {{stable_period_s: 0.3}}\n    inputs:\n      vehicle_state: {{external: true}}\n  \
+         - name: arbiter\n    kind: arbiter\n",
         required.join(", ")
     ));
     let exclude = if record_images { "[]" } else { "[/camera/image]" };

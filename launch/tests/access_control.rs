@@ -1,26 +1,42 @@
-//! Access control on the command path. With `zenoh.access_control` in the launch file, a rogue
-//! process cannot get a brake command to the actuator nor a safe-stop demand to the arbiter:
-//! not with no credentials (it cannot connect), and not with stolen valid ones (the AEB's: the
-//! launcher's router denies `put` on the command key from anyone but the arbiter, and on the
-//! safe-stop key from anyone but the monitor), while the arbiter's commands keep arriving and
-//! follow the real monitor. The same launch without access control lets the rogue's messages
-//! through, so the test can fail.
+//! Least privilege on the bus. With `zenoh.access_control` in the launch file a rogue process
+//! cannot get a brake command to the actuator nor a safe-stop demand to the arbiter: not with
+//! no credentials (it cannot connect), and not with credentials of its own (the launcher's
+//! router lets each topic be written only by the nodes the launch graph names, `delete`s
+//! included), while the arbiter's commands keep arriving and follow the real monitor. It can
+//! neither state another node's health nor declare a liveliness token in another node's name,
+//! nor send fault commands (fault injection is off). The same launch without access control
+//! lets the rogue's messages through, so the test can fail.
 
 mod common;
 
 use common::{root, Launch};
 use reflex_msgs::reflex_msgs::{BrakeRequest, SafeStop};
 use reflex_runtime::transport::Security;
-use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
+use reflex_runtime::{keys, InputOptions, Node, NodeOptions, TransportConfig};
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zenoh::Wait;
 
-/// Sources of the commands the actuator saw while the arbiter ran and two rogues published
-/// brake commands and safe-stop demands; a command the arbiter made for a safe stop counts as
-/// `"arbiter (safe stop)"`, one made because no monitor was heard `"arbiter (supervisor
-/// missing)"`.
-fn commands_seen(port: u16, access_control: bool) -> (BTreeSet<String>, String) {
+/// What the actuator side saw while the arbiter ran and two rogues (one with credentials of its
+/// own, one with none) tried everything.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Sources of the commands; a command the arbiter made for a safe stop counts as
+    /// `"arbiter (safe stop)"`, one made because no monitor was heard `"arbiter (supervisor missing)"`.
+    sources: BTreeSet<String>,
+    last: String,
+    /// `delete`s on the command key.
+    deletes: u64,
+    /// Health messages on the arbiter's health key not from the arbiter.
+    forged_health: u64,
+    /// Liveliness tokens in the arbiter's name with the rogue's pid.
+    forged_tokens: u64,
+}
+
+fn commands_seen(port: u16, access_control: bool) -> Seen {
     let dir = std::env::temp_dir().join(format!("reflex-acl-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -28,8 +44,8 @@ fn commands_seen(port: u16, access_control: bool) -> (BTreeSet<String>, String) 
     let prefix = format!("acl{port}");
     let acl = if access_control {
         format!(
-            ", access_control: {{publishers: {{/vehicle/brake_command: [arbiter], /monitor/safe_stop: [monitor]}}, \
-             external: [actuator, monitor], credentials_dir: {:?}}}",
+            ", access_control: {{publishers: {{/monitor/safe_stop: [monitor]}}, \
+             external: [actuator, monitor, rogue], credentials_dir: {:?}}}",
             credentials.display().to_string()
         )
     } else {
@@ -58,8 +74,9 @@ fn commands_seen(port: u16, access_control: bool) -> (BTreeSet<String>, String) 
     );
     let launch_log = || std::fs::read_to_string(dir.join("launch.log")).unwrap_or_default();
     let as_user = |user: &str| {
+        let password = credentials.join(format!("{user}.password"));
         let start = Instant::now();
-        while access_control && !credentials.join("dictionary").is_file() {
+        while access_control && !password.is_file() {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "the launcher wrote no credentials within 20 s; its output:\n{}",
@@ -67,47 +84,85 @@ fn commands_seen(port: u16, access_control: bool) -> (BTreeSet<String>, String) 
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let security = access_control.then(|| Security {
-            user: user.into(),
-            password_file: credentials.join(format!("{user}.password")),
-            dictionary_file: credentials.join("dictionary"),
-            guarded: [("/vehicle/brake_command".to_string(), vec!["arbiter".to_string()])].into(),
-            users: Vec::new(),
-        });
+        let security = access_control.then(|| Security::external(user, password));
         TransportConfig { prefix: prefix.clone(), security, ..TransportConfig::loopback(port) }
     };
+    assert!(
+        !access_control || !credentials.join("aeb.password").exists(),
+        "a node's password is never a file another process could read"
+    );
     let actuator = Node::new(NodeOptions::new("actuator").transport(as_user("actuator"))).unwrap();
     let mut commands =
         actuator.subscriber::<BrakeRequest>("/vehicle/brake_command", InputOptions::default().capacity(4096)).unwrap();
-    // A rogue with the AEB's (valid) credentials, and one with none.
-    let impostor = Node::new(NodeOptions::new("impostor").transport(as_user("aeb"))).unwrap();
+    let deletes = Arc::new(AtomicU64::new(0));
+    let counted = deletes.clone();
+    let _raw = actuator
+        .session()
+        .declare_subscriber(keys::topic_key(&prefix, "/vehicle/brake_command"))
+        .callback(move |sample| {
+            if sample.kind() == zenoh::sample::SampleKind::Delete {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .wait()
+        .unwrap();
+    let forged_health = Arc::new(AtomicU64::new(0));
+    let counted = forged_health.clone();
+    let _health = actuator
+        .session()
+        .declare_subscriber(keys::health_key(&prefix, "arbiter"))
+        .callback(move |sample| {
+            if sample.payload().to_bytes().starts_with(b"forged") {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .wait()
+        .unwrap();
+    let forged_token = keys::liveliness_token(&prefix, "arbiter", "rogue-host", 4242);
+    let forged_tokens = Arc::new(AtomicU64::new(0));
+    let counted = forged_tokens.clone();
+    let _tokens = actuator
+        .session()
+        .liveliness()
+        .declare_subscriber(keys::all_nodes(&prefix))
+        .callback(move |sample| {
+            if sample.key_expr().as_str().ends_with("rogue-host/4242") {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .wait()
+        .unwrap();
+    // A rogue with credentials of its own, and one with none.
+    let rogue = Node::new(NodeOptions::new("rogue").transport(as_user("rogue"))).unwrap();
     let stranger = Node::new(
         NodeOptions::new("stranger")
             .transport(TransportConfig { prefix: prefix.clone(), ..TransportConfig::loopback(port) }),
     )
     .unwrap();
-    let mut impostor_out = impostor.publisher::<BrakeRequest>("/vehicle/brake_command").unwrap();
+    let mut rogue_out = rogue.publisher::<BrakeRequest>("/vehicle/brake_command").unwrap();
     let mut stranger_out = stranger.publisher::<BrakeRequest>("/vehicle/brake_command").unwrap();
-    let mut impostor_stop = impostor.publisher::<SafeStop>("/monitor/safe_stop").unwrap();
+    let mut rogue_stop = rogue.publisher::<SafeStop>("/monitor/safe_stop").unwrap();
+    let _rogue_token = rogue.session().liveliness().declare_token(forged_token).wait();
     // The real monitor: all is well.
     let monitor = Node::new(NodeOptions::new("monitor").transport(as_user("monitor"))).unwrap();
     let mut monitor_out = monitor.publisher::<SafeStop>("/monitor/safe_stop").unwrap();
-    let rogue = |source: &str| BrakeRequest {
+    let forged = |source: &str| BrakeRequest {
         level: BrakeRequest::LEVEL_FULL,
         deceleration_mps2: 9.8,
         source: source.into(),
         reason: "rogue".into(),
         ..Default::default()
     };
-    let mut seen = BTreeSet::new();
-    let mut last = String::new();
+    let mut seen = Seen::default();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(6) {
-        impostor_out.publish(&rogue("impostor")).unwrap();
-        stranger_out.publish(&rogue("stranger")).unwrap();
+        rogue_out.publish(&forged("rogue")).unwrap();
+        stranger_out.publish(&forged("stranger")).unwrap();
         monitor_out.publish(&SafeStop { state: SafeStop::STATE_NOMINAL, ..Default::default() }).unwrap();
+        let _ = rogue.session().delete(keys::topic_key(&prefix, "/vehicle/brake_command")).wait();
+        let _ = rogue.session().put(keys::health_key(&prefix, "arbiter"), "forged").wait();
         std::thread::sleep(Duration::from_millis(10));
-        impostor_stop
+        rogue_stop
             .publish(&SafeStop {
                 state: SafeStop::STATE_SAFE_STOP,
                 engaged: true,
@@ -118,31 +173,39 @@ fn commands_seen(port: u16, access_control: bool) -> (BTreeSet<String>, String) 
         std::thread::sleep(Duration::from_millis(10));
         while let Some(command) = commands.recv() {
             let message = command.message;
-            last = match message.reason.as_str() {
+            seen.last = match message.reason.as_str() {
                 "safe stop" | "supervisor missing" => format!("{} ({})", message.source, message.reason),
                 _ => message.source.clone(),
             };
-            seen.insert(last.clone());
+            seen.sources.insert(seen.last.clone());
         }
     }
-    (seen, last)
+    seen.deletes = deletes.load(Ordering::Relaxed);
+    seen.forged_health = forged_health.load(Ordering::Relaxed);
+    seen.forged_tokens = forged_tokens.load(Ordering::Relaxed);
+    seen
 }
 
+/// Property 3 (C2, H4, H5, findings of the safety review): least privilege from the launch graph.
 #[test]
 fn only_the_arbiter_reaches_the_actuator_under_access_control() {
-    let (seen, last) = commands_seen(17761, true);
-    assert!(seen.contains("arbiter"), "the legitimate chain still works: {seen:?}");
+    let seen = commands_seen(17761, true);
+    assert!(seen.sources.contains("arbiter"), "the legitimate chain still works: {seen:?}");
     // (Before the real monitor connects, the arbiter may find it missing.)
-    assert_eq!(last, "arbiter", "the real monitor's word reaches the arbiter: {seen:?}");
-    assert!(!seen.contains("impostor"), "valid credentials of another node must not command the brakes: {seen:?}");
-    assert!(!seen.contains("stranger"), "a process without credentials must not connect: {seen:?}");
-    assert!(!seen.contains("arbiter (safe stop)"), "only the monitor may demand a safe stop: {seen:?}");
+    assert_eq!(seen.last, "arbiter", "the real monitor's word reaches the arbiter: {seen:?}");
+    assert!(!seen.sources.contains("rogue"), "credentials of another user must not command the brakes: {seen:?}");
+    assert!(!seen.sources.contains("stranger"), "a process without credentials must not connect: {seen:?}");
+    assert!(!seen.sources.contains("arbiter (safe stop)"), "only the monitor may demand a safe stop: {seen:?}");
+    assert_eq!(seen.deletes, 0, "a `delete` on the command key is a write too: {seen:?}");
+    assert_eq!(seen.forged_health, 0, "only the arbiter may state the arbiter's health: {seen:?}");
+    assert_eq!(seen.forged_tokens, 0, "only the arbiter may declare tokens in its name: {seen:?}");
 }
 
 #[test]
 fn without_access_control_the_rogue_gets_through() {
-    let (seen, _) = commands_seen(17762, false);
-    assert!(seen.contains("arbiter"), "{seen:?}");
-    assert!(seen.contains("impostor") && seen.contains("stranger"), "the test can fail: {seen:?}");
-    assert!(seen.contains("arbiter (safe stop)"), "the rogue's safe-stop demand gets through: {seen:?}");
+    let seen = commands_seen(17762, false);
+    assert!(seen.sources.contains("arbiter"), "{seen:?}");
+    assert!(seen.sources.contains("rogue") && seen.sources.contains("stranger"), "the test can fail: {seen:?}");
+    assert!(seen.sources.contains("arbiter (safe stop)"), "the rogue's safe-stop demand gets through: {seen:?}");
+    assert!(seen.deletes > 0 && seen.forged_health > 0 && seen.forged_tokens > 0, "{seen:?}");
 }

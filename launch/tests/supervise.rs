@@ -262,7 +262,7 @@ fn a_killed_node_leads_to_safe_stop_at_the_arbiter() {
     use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
     let file = write_launch(
         "chain.yaml",
-        "zenoh: {prefix: killed}\nnodes:\n  - name: camera\n    kind: test-pattern\n    params: {fps: 20}\n    required: false\n  - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [camera]\n      watch: [{topic: /camera/image, deadline_ms: 200}]\n      startup_grace_s: 2\n  - name: arbiter\n    kind: arbiter\n",
+        "zenoh: {prefix: killed}\nnodes:\n  - name: camera\n    kind: test-pattern\n    params: {fps: 20}\n    required: false\n  - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [camera]\n      command_budget_ms: 0\n      startup_grace_s: 2\n      supervisor: {release: stable_period, stable_period_s: 0.3}\n  - name: arbiter\n    kind: arbiter\n",
     );
     let port = 17716;
     let launch = Launch::start(&file, port, &[]);
@@ -303,7 +303,8 @@ fn a_killed_node_leads_to_safe_stop_at_the_arbiter() {
         assert!(killed.elapsed() < Duration::from_secs(5), "no safe stop within 5 s of killing the camera ({reason})");
         observer.wait_for_input(Duration::from_millis(5));
         while let Some(state) = states.recv() {
-            if state.message.engaged && reason.is_empty() {
+            // (The monitor's start-up engagement may still be on its way.)
+            if state.message.engaged && reason.is_empty() && state.message.source != "monitor start" {
                 reason = format!("{} {}", state.message.reason, state.message.source);
             }
         }
@@ -313,6 +314,105 @@ fn a_killed_node_leads_to_safe_stop_at_the_arbiter() {
             }
         }
     }
-    assert!(reason == "node gone node camera" || reason.starts_with("deadline missed"), "reason: {reason}");
+    assert!(reason == "node gone camera: gone" || reason.contains("camera: silent"), "reason: {reason}");
     eprintln!("kill -9 camera -> full braking at the arbiter after {:?} ({reason})", stopped_at.unwrap());
+}
+
+/// C4: a required perception node that fails for good used to make the launcher stop every
+/// unit, the monitor and the arbiter too, at the moment a safe stop was needed. Now the other
+/// units stop, the safety units run on, and the arbiter commands full braking.
+#[test]
+fn perception_failing_for_good_never_stops_the_safety_units() {
+    use reflex_msgs::reflex_msgs::BrakeRequest;
+    use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
+    let file = write_launch(
+        "perception_fails.yaml",
+        "zenoh: {prefix: c4}\nnodes:\n  - name: camera\n    exec: /bin/sh\n    args: [\"-c\", \"sleep 2; exit 3\"]\n    \
+         restart: {policy: on-failure, max_restarts: 1, backoff_ms: 100}\n  - name: monitor\n    kind: monitor\n    \
+         params:\n      required_nodes: [camera]\n      command_budget_ms: 0\n      startup_grace_s: 1\n  - name: arbiter\n    kind: arbiter\n",
+    );
+    let port = 17717;
+    let launch = Launch::start(&file, port, &[]);
+    let lines = launch.wait_for("keeping the safety units", Duration::from_secs(30));
+    assert!(lines.iter().any(|l| l.contains("gave up after 1 restarts")), "{}", lines.join("\n"));
+    let children = children_of(launch.child.id());
+    assert_eq!(children.len(), 2, "the monitor and the arbiter still run: {children:?}");
+    let observer = Node::new(
+        NodeOptions::new("observer")
+            .transport(TransportConfig { prefix: "c4".into(), ..TransportConfig::loopback(port) }),
+    )
+    .unwrap();
+    let mut commands =
+        observer.subscriber::<BrakeRequest>("/vehicle/brake_command", InputOptions::default().capacity(256)).unwrap();
+    let start = Instant::now();
+    let mut full = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        observer.wait_for_input(Duration::from_millis(20));
+        while let Some(command) = commands.recv() {
+            full += usize::from(command.message.level == BrakeRequest::LEVEL_FULL);
+        }
+    }
+    assert!(full >= 50, "the arbiter commands full braking at 50 Hz: {full} in 2 s");
+}
+
+/// Property 6 (M8): a unit's SCHED_FIFO priority is set before its program starts, so every
+/// thread of it runs at that priority, zenoh's too (a953c22 set it on the main thread after
+/// the start, and the threads made before stayed SCHED_OTHER).
+#[test]
+fn every_thread_of_a_prioritised_unit_runs_at_its_priority() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: SCHED_FIFO needs root or CAP_SYS_NICE");
+        return;
+    }
+    let file = write_launch(
+        "priority.yaml",
+        "zenoh: {prefix: fifo}\nnodes:\n  - name: camera\n    kind: test-pattern\n    priority: 20\n    params: {fps: 10}\n",
+    );
+    let launch = Launch::start(&file, 17718, &[]);
+    launch.wait_for("camera publishing", Duration::from_secs(20));
+    let children = children_of(launch.child.id());
+    assert_eq!(children.len(), 1);
+    let threads = reflex_runtime::realtime::thread_policies(children[0]).unwrap();
+    assert!(threads.len() >= 4, "zenoh's threads are there: {threads:?}");
+    for (name, policy, priority) in &threads {
+        assert_eq!((*policy, *priority), (libc::SCHED_FIFO, 20), "thread {name}: {threads:?}");
+    }
+}
+
+/// H11: a credentials folder that is not ours alone (here: open to everyone, then a symlink)
+/// is refused before anything is written to it.
+#[test]
+fn a_credentials_folder_open_to_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("reflex-credentials-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = write_launch(
+        "credentials.yaml",
+        &format!(
+            "zenoh: {{prefix: creds, access_control: {{external: [bench], credentials_dir: {:?}}}}}\nnodes:\n  - name: camera\n    kind: test-pattern\n",
+            dir.display().to_string()
+        ),
+    );
+    let output = reflex().args(["launch", file.to_str().unwrap()]).env("REFLEX_ZENOH_PORT", "17719").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("closed to others"), "{stderr}");
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing written into it");
+    let link = dir.with_extension("link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&dir, &link).unwrap();
+    let file = write_launch(
+        "credentials-link.yaml",
+        &format!(
+            "zenoh: {{prefix: creds, access_control: {{external: [bench], credentials_dir: {:?}}}}}\nnodes:\n  - name: camera\n    kind: test-pattern\n",
+            link.display().to_string()
+        ),
+    );
+    let output = reflex().args(["launch", file.to_str().unwrap()]).env("REFLEX_ZENOH_PORT", "17719").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("symlink"), "{stderr}");
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_dir_all(&dir);
 }

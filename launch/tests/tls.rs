@@ -217,7 +217,7 @@ fn commands_through_gateway(dir: &Path, ours: &Tls, bench_tls: Tls, port: u16) -
             .unwrap(),
     );
     let start = Instant::now();
-    while !credentials.join("dictionary").is_file() {
+    while !credentials.join("bench.password").is_file() {
         let output = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(start.elapsed() < Duration::from_secs(20), "the launcher wrote no credentials; its output:\n{output}");
         std::thread::sleep(Duration::from_millis(20));
@@ -228,12 +228,7 @@ fn commands_through_gateway(dir: &Path, ours: &Tls, bench_tls: Tls, port: u16) -
         prefix: format!("gw{port}"),
         shared_memory: false,
         tls: Some(bench_tls),
-        security: Some(Security {
-            user: "bench".into(),
-            password_file: credentials.join("bench.password"),
-            dictionary_file: credentials.join("dictionary"),
-            ..Default::default()
-        }),
+        security: Some(Security::external("bench", credentials.join("bench.password"))),
         ..TransportConfig::default()
     };
     // A client whose certificate the router refuses cannot open its session at all.

@@ -77,8 +77,12 @@ impl CameraInfo {
     /// `r` rotates the camera frame to a level frame (a rotation about x by the downward
     /// pitch), and `p`'s Ty entry (`p[7]`) is `fy` times the height above the road, as if the
     /// rectified reference camera sat on the road below. `None` when `r` is not such a rotation
-    /// or `fy` is zero (a camera that does not carry its mounting).
+    /// or `fy` is zero (a camera that does not carry its mounting), or when any entry is not a
+    /// finite number.
     pub fn mounting(&self) -> Option<Mounting> {
+        if !self.r.iter().chain(&self.p).all(|v| v.is_finite()) {
+            return None;
+        }
         let r = &self.r;
         let about_x = r[0] == 1.0 && r[1] == 0.0 && r[2] == 0.0 && r[3] == 0.0 && r[6] == 0.0;
         let (s, c) = (r[7], r[8]);
@@ -88,7 +92,8 @@ impl CameraInfo {
         if self.p[5] == 0.0 || self.p[7] == 0.0 {
             return None;
         }
-        Some(Mounting { height_m: self.p[7] / self.p[5], pitch_rad: s.atan2(c) })
+        let mounting = Mounting { height_m: self.p[7] / self.p[5], pitch_rad: s.atan2(c) };
+        (mounting.height_m.is_finite() && mounting.pitch_rad.is_finite()).then_some(mounting)
     }
 }
 
@@ -133,5 +138,20 @@ mod tests {
         let mut tilted = info.clone();
         tilted.r[1] = 0.1;
         assert_eq!(tilted.mounting(), None);
+    }
+
+    /// H8: NaN in the rotation passed every `>` test and gave a NaN pitch.
+    #[test]
+    fn non_finite_mounting_entries_give_no_mounting() {
+        let info =
+            CameraInfo::pinhole(640, 480, 500.0, 500.0, 320.0, 240.0, Mounting { height_m: 1.3, pitch_rad: 0.0 });
+        for index in [4, 5, 7, 8] {
+            let mut bad = info.clone();
+            bad.r[index] = f64::NAN;
+            assert_eq!(bad.mounting(), None, "r[{index}] = NaN");
+        }
+        let mut bad = info.clone();
+        bad.p[7] = f64::INFINITY;
+        assert_eq!(bad.mounting(), None);
     }
 }

@@ -18,6 +18,9 @@ pub const AEB_REQUEST: &str = "/aeb/brake_request";
 pub const SAFE_STOP: &str = "/monitor/safe_stop";
 /// The single actuator command, published by the arbiter only (`reflex_msgs/BrakeRequest`).
 pub const ACTUATOR_COMMAND: &str = "/vehicle/brake_command";
+/// What the actuator gateway asks of the brake unit (`reflex_msgs/BrakeRequest`): the
+/// arbiter's command, or its own braking when the commands stop or lie.
+pub const BRAKE_DEMAND: &str = "/vehicle/brake_demand";
 /// Diagnostics (`diagnostic_msgs/DiagnosticArray`).
 pub const DIAGNOSTICS: &str = "/diagnostics";
 /// Simulation time (`rosgraph_msgs/Clock`), followed by nodes with `use_sim_time`.

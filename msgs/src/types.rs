@@ -561,5 +561,6 @@ pub mod reflex_msgs {
         pub const KIND_CALLBACK_FAILED: u8 = 4;
         pub const KIND_RECOVERED: u8 = 5;
         pub const KIND_FAULT_INJECTED: u8 = 6;
+        pub const KIND_INPUT_REJECTED: u8 = 7;
     }
 }

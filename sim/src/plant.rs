@@ -4,7 +4,9 @@
 //!
 //! Two clocks:
 //! - **real time** ([`Plant::run_cell`]): the world advances with the wall clock; a command acts
-//!   when it arrives, and the capture → command time is measured on every frame answered;
+//!   when it arrives, through the product's actuator gateway (the brake unit brakes by itself
+//!   when commands stop, stall or lie), and the capture → command time is measured on every
+//!   frame answered;
 //! - **lock-step** ([`Plant::run_cell_lockstep`]): the plant's clock is a simulation clock that
 //!   it publishes on `/clock` (the chain runs with `use_sim_time`); each frame waits for the
 //!   arbiter's command stamped with that frame before the world moves on, and the command acts
@@ -15,6 +17,7 @@ use crate::render::Renderer;
 use crate::run::{CellResult, RunConfig, World};
 use crate::scenario::Cell;
 use reflex_aeb::threat::Level;
+use reflex_monitor::actuator::{ActuatorGateway, Demand, Fallback, GatewayConfig};
 use reflex_msgs::reflex_msgs::{BrakeRequest, VehicleState};
 use reflex_msgs::rosgraph_msgs::Clock;
 use reflex_msgs::sensor_msgs::{CameraInfo, Image};
@@ -54,13 +57,14 @@ pub struct Plant {
     next_stamp_ns: i64,
     /// How long a lock-step frame may wait for its command (wall time).
     pub answer_timeout: Duration,
-    /// Real time: the brake unit's own watchdog. When no command has arrived for this long
-    /// (the link to the vehicle computer is cut, the arbiter is gone), it brakes at
-    /// `timeout_decel_mps2` until commands come back, as a brake-by-wire unit does. The arbiter
-    /// republishes at least at its `rate_hz`, so silence is never normal.
-    pub actuator_timeout: Option<Duration>,
-    pub timeout_decel_mps2: f64,
+    /// Real time: the brake unit is the product's actuator gateway
+    /// (`reflex_monitor::actuator`): it obeys valid, advancing commands and brakes by itself
+    /// when they stop, stop advancing or fail plausibility (the arbiter republishes at 50 Hz,
+    /// so silence is never normal).
+    gateway: ActuatorGateway,
     camera_muted: bool,
+    /// Stop publishing the vehicle state (after one last message saying `Some(speed)`).
+    state_frozen: bool,
 }
 
 /// What a real-time run's hook may change.
@@ -72,8 +76,17 @@ pub struct Controls {
     /// hook last took them (a soak run reads them per window).
     pub frames_sent: u64,
     pub latencies_ns: Vec<i64>,
-    /// When the actuator's watchdog first braked for lack of commands (the cell's time, s).
-    pub actuator_timeout_s: Option<f64>,
+    /// When the actuator gateway first braked by itself, and why (the cell's time, s).
+    pub gateway_fallback: Option<(f64, Fallback)>,
+    /// The level the brake unit applies now, and the ego's speed (read-only for the hook).
+    pub applied_level: u8,
+    pub speed_mps: f64,
+    /// The vehicle state stops: one last message with this speed, then none (a dead state
+    /// publisher, or one that lied once).
+    pub freeze_vehicle_state: Option<f64>,
+    /// Publish CameraInfo on every frame from now on, with this edit applied (a camera driver
+    /// that sends a broken model).
+    pub camera_info_edit: Option<fn(&mut CameraInfo)>,
 }
 
 impl Plant {
@@ -92,10 +105,17 @@ impl Plant {
             command: (0, 0.0),
             next_stamp_ns: 0,
             answer_timeout: Duration::from_secs(20),
-            actuator_timeout: None,
-            timeout_decel_mps2: 6.0,
+            gateway: ActuatorGateway::new(GatewayConfig::default()),
             camera_muted: false,
+            state_frozen: false,
         })
+    }
+
+    /// The brake unit's gateway with these settings (checked).
+    pub fn set_gateway(&mut self, config: GatewayConfig) -> Result<(), RunError> {
+        config.validate().map_err(|(path, message)| format!("gateway {path}: {message}"))?;
+        self.gateway = ActuatorGateway::new(config);
+        Ok(())
     }
 
     pub fn node(&self) -> &Node {
@@ -112,6 +132,7 @@ impl Plant {
         renderer: &mut Renderer,
         header: &mut Header,
         frame: u64,
+        controls: Option<&Controls>,
     ) -> Result<(), RunError> {
         let rendered = self.perception == Perception::Rendered && !self.camera_muted;
         if rendered {
@@ -124,16 +145,24 @@ impl Plant {
             }
             self.image.header.clone_from(header);
         }
-        let state = VehicleState {
-            header: header.clone(),
-            speed_mps: world.ego.speed_mps,
-            acceleration_mps2: -world.ego.decel_mps2,
-            yaw_rate_radps: 0.0,
-        };
-        self.state.publish(&state)?;
-        if frame.is_multiple_of(30) {
+        let frozen_speed = controls.and_then(|c| c.freeze_vehicle_state);
+        if !self.state_frozen {
+            let state = VehicleState {
+                header: header.clone(),
+                speed_mps: frozen_speed.unwrap_or(world.ego.speed_mps),
+                acceleration_mps2: -world.ego.decel_mps2,
+                yaw_rate_radps: 0.0,
+            };
+            self.state.publish(&state)?;
+            self.state_frozen = frozen_speed.is_some();
+        }
+        let edit = controls.and_then(|c| c.camera_info_edit);
+        if frame.is_multiple_of(30) || edit.is_some() {
             let mut info = camera_info(world, renderer);
             info.header = header.clone();
+            if let Some(edit) = edit {
+                edit(&mut info);
+            }
             self.info_out.publish(&info)?;
         }
         if self.camera_muted {
@@ -151,14 +180,23 @@ impl Plant {
         let quiet = Cell::empty();
         let mut world = World::new(&quiet, config);
         let mut renderer = world.renderer();
-        self.publish_frame(&mut world, &mut renderer, header, frame)
+        self.publish_frame(&mut world, &mut renderer, header, frame, None)
     }
 
+    /// Takes the arbiter's commands; in real time, each goes through the gateway.
     fn take_commands(&mut self, mut each: impl FnMut(&BrakeRequest)) {
-        while let Some(command) = self.commands.recv() {
+        for _ in 0..reflex_runtime::DRAIN_LIMIT {
+            let Some(command) = self.commands.recv() else { break };
             self.command = (command.message.level, command.message.deceleration_mps2);
+            self.gateway.command(command.arrival_mono_ns, command.message, command.sequence);
             each(command.message);
         }
+    }
+
+    /// What the brake unit does now (real time).
+    fn demand(&mut self, speed_mps: f64) -> Demand {
+        let now = self.node.clock().mono_ns();
+        self.gateway.output(now, Some(speed_mps))
     }
 
     /// Real time: sends empty frames at `fps` (the chain's deadlines stay met, its tracks age
@@ -185,7 +223,8 @@ impl Plant {
                     answered += 1;
                 }
             });
-            if self.command.0 == BrakeRequest::LEVEL_NONE && answered >= needed {
+            let following = self.demand(0.0).fallback.is_none();
+            if self.command.0 == BrakeRequest::LEVEL_NONE && following && answered >= needed {
                 let since = *calm_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= quiet {
                     return Ok(());
@@ -200,7 +239,13 @@ impl Plant {
             )
             .into());
         }
-        Err(format!("the arbiter kept commanding braking (level {}) for {timeout:?}", self.command.0).into())
+        let demand = self.demand(0.0);
+        Err(format!(
+            "the arbiter kept commanding braking (level {}) or the gateway braking by itself ({}) for {timeout:?}",
+            self.command.0,
+            demand.fallback.map_or("no", |f| f.describe())
+        )
+        .into())
     }
 
     /// Real time: runs a cell against the chain on the wall clock.
@@ -224,11 +269,12 @@ impl Plant {
         let mut sent: HashSet<i64> = HashSet::new();
         let mut answered: HashSet<i64> = HashSet::new();
         let start = Instant::now();
-        let mut last_command = Instant::now();
-        let mut watchdog_braking = false;
+        let mut applied_demand: Option<(u8, f64)> = None;
         let mut frames = 0u64;
+        self.state_frozen = false;
         'run: loop {
             let wall = start.elapsed().as_secs_f64();
+            controls.speed_mps = world.ego.speed_mps;
             hook(world.time_s(), &mut controls);
             self.camera_muted = controls.mute_camera;
             while world.time_s() < wall {
@@ -237,7 +283,7 @@ impl Plant {
                 }
                 if world.frame_due() {
                     header.stamp = self.node.clock().now();
-                    self.publish_frame(&mut world, &mut renderer, &mut header, frames)?;
+                    self.publish_frame(&mut world, &mut renderer, &mut header, frames, Some(&controls))?;
                     sent.insert(header.stamp.as_nanos());
                     frames += 1;
                     controls.frames_sent = frames;
@@ -251,17 +297,19 @@ impl Plant {
                     latency.record_ns(now - stamp);
                     controls.latencies_ns.push(now - stamp);
                 }
-                let decel = applied((message.level, message.deceleration_mps2));
-                world.ego.command(decel);
-                world.record(level_of(message.level), decel);
-                last_command = Instant::now();
-                watchdog_braking = false;
             });
-            if !watchdog_braking && self.actuator_timeout.is_some_and(|limit| last_command.elapsed() >= limit) {
-                watchdog_braking = true;
-                controls.actuator_timeout_s.get_or_insert(world.time_s());
-                world.ego.command(self.timeout_decel_mps2);
-                world.record(Level::Full, self.timeout_decel_mps2);
+            // The brake unit obeys its gateway: the arbiter's command while it is valid and
+            // advancing, its own braking otherwise.
+            let demand = self.demand(world.ego.speed_mps);
+            if let Some(fallback) = demand.fallback {
+                controls.gateway_fallback.get_or_insert((world.time_s(), fallback));
+            }
+            controls.applied_level = demand.level;
+            if applied_demand != Some((demand.level, demand.decel_mps2)) {
+                applied_demand = Some((demand.level, demand.decel_mps2));
+                let decel = applied((demand.level, demand.decel_mps2));
+                world.ego.command(decel);
+                world.record(level_of(demand.level), decel);
             }
             self.node.wait_for_input(Duration::from_millis(1));
         }
@@ -291,7 +339,7 @@ impl Plant {
         let mut header =
             Header { stamp: reflex_msgs::builtin_interfaces::Time::from_nanos(stamp_ns), frame_id: "camera".into() };
         self.clock_out.publish(&Clock { clock: header.stamp })?;
-        self.publish_frame(world, renderer, &mut header, frame)?;
+        self.publish_frame(world, renderer, &mut header, frame, None)?;
         let start = Instant::now();
         let limit = if patient { self.answer_timeout } else { Duration::from_millis(500) };
         let mut detected = false;

@@ -306,10 +306,16 @@ pub fn run_cell(cell: &Cell, config: &RunConfig) -> CellResult {
     let mut header = Header { frame_id: "camera".into(), ..Default::default() };
     while !world.observe() {
         let t = world.time_s();
-        header.stamp.sec = t.floor() as i32;
-        header.stamp.nanosec = ((t - t.floor()) * 1e9) as u32;
+        // Stamps start at 1 s: a zero stamp means "no capture time" and the AEB refuses it.
+        let stamp_s = t + 1.0;
+        header.stamp.sec = stamp_s.floor() as i32;
+        header.stamp.nanosec = ((stamp_s - stamp_s.floor()) * 1e9) as u32;
         if let Some(detections) = world.frame(&header) {
-            let (decision, _) = aeb.step(&detections, Some(world.ego.speed_mps));
+            let arrival_ns = header.stamp.as_nanos();
+            let decision = match aeb.step(&detections, Some(world.ego.speed_mps), arrival_ns) {
+                Ok((decision, _)) => decision,
+                Err(refused) => unreachable!("the simulator stamps every frame: {refused:?}"),
+            };
             let decel = if decision.level >= Level::Partial { decision.decel_mps2 } else { 0.0 };
             world.record(decision.level, decel);
             in_flight.push_back((t + config.perception_latency_s, decel));

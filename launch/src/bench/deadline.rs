@@ -92,10 +92,26 @@ pub fn run(args: DeadlineArgs) -> Result<()> {
     let mut helper = Helper::start(&["bench".into(), "deadline-peer".into(), "--port".into(), port.to_string()])?;
     helper.line("ready", Duration::from_secs(30))?;
 
-    let watcher = Node::new(NodeOptions::new("bench-watcher").transport(config.clone()))?;
     let deadline = Duration::from_secs_f64(args.deadline_ms / 1e3);
-    let _watched =
-        watcher.subscriber::<VehicleState>(HEARTBEAT, InputOptions::default().capacity(1).deadline(deadline))?;
+    // The watching node takes every heartbeat on its own thread (only messages a node takes
+    // keep its input fresh).
+    let stop_watcher = Arc::new(AtomicBool::new(false));
+    let (watcher_ready, ready) = std::sync::mpsc::channel();
+    let watcher = {
+        let (config, stop) = (config.clone(), stop_watcher.clone());
+        std::thread::spawn(move || -> Result<()> {
+            let watcher = Node::new(NodeOptions::new("bench-watcher").transport(config))?;
+            let mut watched = watcher
+                .subscriber::<VehicleState>(HEARTBEAT, InputOptions::default().capacity(1).deadline(deadline))?;
+            let _ = watcher_ready.send(());
+            while !stop.load(Ordering::Acquire) {
+                watcher.wait_for_input(Duration::from_millis(5));
+                while watched.recv().is_some() {}
+            }
+            Ok(())
+        })
+    };
+    ready.recv_timeout(Duration::from_secs(30)).context("the watching node did not start")?;
 
     let observer = Node::new(NodeOptions::new("bench-observer").transport(config))?;
     let mut events =
@@ -181,6 +197,8 @@ pub fn run(args: DeadlineArgs) -> Result<()> {
     }
     eprintln!();
     control.put([QUIT]).wait().map_err(anyhow::Error::msg)?;
+    stop_watcher.store(true, Ordering::Release);
+    watcher.join().map_err(|_| anyhow::anyhow!("watcher thread panicked"))??;
     stop_sweep.store(true, Ordering::Release);
     sweep.join().map_err(|_| anyhow::anyhow!("sweep thread panicked"))?;
     let mut sweep_histogram = LatencyHistogram::new();

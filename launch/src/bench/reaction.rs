@@ -54,13 +54,14 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         &file,
         format!(
             "zenoh: {{prefix: {prefix}, rendezvous_port: {port}}}\n\
+             fault_injection: {{users: []}}\n\
              nodes:\n\
              \x20 - name: camera\n    kind: test-pattern\n    params: {{fps: 30, width: 320, height: 240}}\n    required: false\n    {restart}\n\
              \x20 - name: detector\n    kind: detector\n    params: {{budget_ms: 100}}\n    required: false\n    {restart}\n\
              \x20 - name: aeb\n    kind: aeb\n\
              \x20 - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [camera, detector]\n      \
              watch: [{{topic: /camera/image, deadline_ms: {}}}, {{topic: /perception/detections, deadline_ms: {}}}]\n      \
-             startup_grace_s: 5\n      supervisor: {{stable_period_s: 0.3}}\n\
+             startup_grace_s: 5\n      supervisor: {{stable_period_s: 0.3, release: stable_period}}\n\
              \x20 - name: arbiter\n    kind: arbiter\n",
             args.deadline_ms, args.detections_deadline_ms
         ),
@@ -107,7 +108,7 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         }
     };
     let find_node = |observer: &Node, wanted: &str| -> Result<Option<i32>> {
-        Ok(crate::introspect::node_pid(observer.session(), &prefix, wanted)?.map(|(pid, _)| pid as i32))
+        Ok(crate::introspect::verified_node_pid(observer.session(), &prefix, wanted)?.map(|pid| pid as i32))
     };
     // A node's pid from its liveliness token, waiting up to 20 s for it to (re)appear.
     let pid_of = |observer: &Node, name: &str| -> Result<i32> {

@@ -3,9 +3,14 @@
 //! Each track filters its range with a constant-acceleration Kalman filter (state: range,
 //! range rate, range acceleration; white-noise jerk). Detections are associated to tracks by
 //! gated nearest neighbour on the normalized innovation of range plus the lateral distance,
-//! within the same class. A new track is *tentative* until it has been hit `confirm_hits`
-//! times; any track is dropped after `max_misses` consecutive frames without a detection, and
-//! keeps its identity through fewer misses (it is predicted meanwhile).
+//! within the same *class family* ([`family`]: a detector that calls one van `car` in one frame
+//! and `truck` in the next still feeds one track). A new track is *tentative* until it has been
+//! hit `confirm_hits` times; any track is dropped after `max_misses` consecutive frames without
+//! a detection, and keeps its identity through fewer misses (it is predicted meanwhile).
+//!
+//! Times are the caller's tracker time line (monotonic, see `AebCore`): a step of the wall
+//! clock cannot freeze or rush the prediction. Measurements that are not finite numbers are
+//! refused before they can poison a track.
 
 use nalgebra::{Matrix1, Matrix1x3, Matrix3, Vector3};
 
@@ -98,6 +103,24 @@ fn process_noise(dt: f64, jerk: f64) -> Matrix3<f64> {
 
 const MEASURE: Matrix1x3<f64> = Matrix1x3::new(1.0, 0.0, 0.0);
 
+/// Classes a detector confuses with each other for the same object: vehicles, people, riders.
+/// A track keeps its family; its class is the latest one seen.
+pub fn family(class_id: &str) -> &str {
+    match class_id {
+        "car" | "truck" | "bus" | "van" | "motorcycle" => "vehicle",
+        "person" | "pedestrian" | "child" => "person",
+        "bicycle" | "cyclist" | "rider" => "cyclist",
+        other => other,
+    }
+}
+
+impl Measurement {
+    /// Finite range and lateral offset, range positive.
+    pub fn is_valid(&self) -> bool {
+        self.range_m.is_finite() && self.range_m > 0.0 && self.lateral_m.is_finite()
+    }
+}
+
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Self { config, tracks: Vec::new(), next_id: 1, assigned: Vec::new() }
@@ -112,7 +135,7 @@ impl Tracker {
     }
 
     fn predict(&self, track: &mut Track, now_ns: i64) {
-        let dt = ((now_ns - track.stamp_ns) as f64 / 1e9).max(0.0);
+        let dt = (now_ns.saturating_sub(track.stamp_ns) as f64 / 1e9).max(0.0);
         if dt > 0.0 {
             let f = transition(dt);
             track.state = f * track.state;
@@ -134,7 +157,8 @@ impl Tracker {
     }
 
     /// One frame: predicts every track to `now_ns`, associates `measurements`, updates,
-    /// creates tentative tracks for the unmatched, and deletes stale ones.
+    /// creates tentative tracks for the unmatched, and deletes stale ones. Measurements that
+    /// are not finite are ignored (see [`Measurement::is_valid`]).
     pub fn update(&mut self, now_ns: i64, measurements: &[Measurement]) {
         let mut tracks = std::mem::take(&mut self.tracks);
         for track in &mut tracks {
@@ -147,8 +171,9 @@ impl Tracker {
             let mut best: Option<(usize, f64)> = None;
             for (index, measurement) in measurements.iter().enumerate() {
                 if self.assigned[index]
-                    || measurement.class_id != track.class_id
-                    || (measurement.lateral_m - track.lateral_m).abs() > self.config.gate_lateral_m
+                    || !measurement.is_valid()
+                    || family(&measurement.class_id) != family(&track.class_id)
+                    || !((measurement.lateral_m - track.lateral_m).abs() <= self.config.gate_lateral_m)
                 {
                     continue;
                 }
@@ -169,7 +194,7 @@ impl Tracker {
         // Tentative tracks die at their first miss; confirmed ones after `max_misses`.
         tracks.retain(|t| if t.confirmed { t.misses < max_misses } else { t.misses == 0 });
         for (index, measurement) in measurements.iter().enumerate() {
-            if !self.assigned[index] {
+            if !self.assigned[index] && measurement.is_valid() {
                 tracks.push(self.spawn(now_ns, measurement));
             }
         }
@@ -185,6 +210,9 @@ impl Tracker {
         track.covariance = (Matrix3::identity() - gain * MEASURE) * track.covariance;
         // Lateral position: smoothed, not filtered (it only decides "in path").
         track.lateral_m = 0.6 * measurement.lateral_m + 0.4 * track.lateral_m;
+        if track.class_id != measurement.class_id {
+            track.class_id.clone_from(&measurement.class_id);
+        }
         track.hits += 1;
         track.misses = 0;
         track.confirmed |= track.hits >= self.config.confirm_hits;
@@ -247,6 +275,43 @@ mod tests {
         let track = tracker.confirmed().next().unwrap();
         assert!((track.range_rate_mps() + closing).abs() < 0.5, "range rate {}", track.range_rate_mps());
         assert!((track.range_m() - (50.0 - closing * 2.9)).abs() < 0.5);
+    }
+
+    /// H7: one measurement with a NaN lateral offset used to make the track's lateral NaN for
+    /// ever (never in path, and still absorbing the real car's detections).
+    #[test]
+    fn a_nan_measurement_never_poisons_a_track() {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        for frame in 0..5i64 {
+            tracker.update(frame * FRAME_NS, &[car(20.0 - frame as f64)]);
+        }
+        let bad = [
+            Measurement { class_id: "car".into(), range_m: 15.0, lateral_m: f64::NAN },
+            Measurement { class_id: "car".into(), range_m: f64::NAN, lateral_m: 0.0 },
+            Measurement { class_id: "car".into(), range_m: f64::INFINITY, lateral_m: 0.0 },
+        ];
+        tracker.update(5 * FRAME_NS, &bad);
+        for frame in 6..10i64 {
+            tracker.update(frame * FRAME_NS, &[car(20.0 - frame as f64)]);
+        }
+        let track = tracker.confirmed().next().expect("the car's track lives on");
+        assert!(track.lateral_m.is_finite() && track.range_m().is_finite(), "{track:?}");
+        assert!(tracker.tracks().iter().all(|t| t.state.iter().all(|v| v.is_finite())));
+    }
+
+    /// H10: a detector alternating `car` and `truck` on one van used to confirm no track.
+    #[test]
+    fn class_flicker_within_a_family_confirms_one_track() {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        for frame in 0..6i64 {
+            let class_id = if frame % 2 == 0 { "car" } else { "truck" };
+            let m = Measurement { class_id: class_id.into(), range_m: 30.0 - frame as f64, lateral_m: 0.0 };
+            tracker.update(frame * FRAME_NS, &[m]);
+        }
+        assert_eq!(tracker.confirmed().count(), 1, "{:?}", tracker.tracks());
+        assert_eq!(tracker.tracks().len(), 1);
+        // A person next to it is another family: its own track.
+        assert_ne!(family("person"), family("car"));
     }
 
     #[test]

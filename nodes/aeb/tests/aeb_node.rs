@@ -34,6 +34,12 @@ fn car_at(z: f64, stamp_ns: i64) -> Detection2DArray {
 /// Runs the aeb node, feeds it `frames` at 20 Hz (stamps 50 ms apart) with the ego moving, and
 /// returns the brake requests it published.
 fn drive(port: u16, frames: &[Option<f64>]) -> Vec<BrakeRequest> {
+    drive_at(port, frames, 10.0, Duration::from_millis(50))
+}
+
+/// As [`drive`], with the one vehicle state published `state_age` before the frames saying
+/// `speed_mps`.
+fn drive_at(port: u16, frames: &[Option<f64>], speed_mps: f64, state_age: Duration) -> Vec<BrakeRequest> {
     let transport = TransportConfig { prefix: format!("aeb{port}"), ..TransportConfig::loopback(port) };
     let spec = NodeSpec { name: "aeb".into(), transport: transport.clone(), ..Default::default() };
     let shutdown = Shutdown::new();
@@ -50,8 +56,8 @@ fn drive(port: u16, frames: &[Option<f64>]) -> Vec<BrakeRequest> {
     let mut state = test.publisher::<VehicleState>("/vehicle/state").unwrap();
     assert!(detections.wait_for_subscribers(Duration::from_secs(20)));
     assert!(state.wait_for_subscribers(Duration::from_secs(20)));
-    state.publish(&VehicleState { speed_mps: 10.0, ..Default::default() }).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    state.publish(&VehicleState { speed_mps, ..Default::default() }).unwrap();
+    std::thread::sleep(state_age);
     let mut seen = Vec::new();
     let mut confirmed_tracks = 0;
     for (index, range) in frames.iter().enumerate() {
@@ -119,4 +125,17 @@ fn a_one_frame_ghost_never_brakes() {
         "{:?}",
         requests.iter().map(|r| r.level).collect::<Vec<_>>()
     );
+}
+
+/// H9: the vehicle state said 0 m/s once, then its publisher died; the vehicle drives on. A
+/// stale standstill must not gate off the car ahead: after `vehicle_state_max_age_ms` (500 ms)
+/// the speed counts as unknown and the AEB brakes.
+#[test]
+fn a_stale_standstill_does_not_gate_off_a_closing_car() {
+    let frames: Vec<Option<f64>> =
+        (0..70).map(|i| 40.0 - 10.0 * f64::from(i) * 0.05).take_while(|range| *range > 6.0).map(Some).collect();
+    let requests = drive_at(17663, &frames, 0.0, Duration::from_millis(700));
+    let levels: Vec<u8> = requests.iter().map(|r| r.level).collect();
+    let first_full = levels.iter().position(|&l| l == BrakeRequest::LEVEL_FULL);
+    assert!(first_full.is_some_and(|f| frames[f].unwrap() > 8.0), "full braking in time: {levels:?}");
 }

@@ -46,7 +46,13 @@ pub enum DetectorError {
     Frame { width: u32, height: u32, bytes: usize },
     #[error("inference failed: {0}")]
     Inference(String),
+    #[error("frame refused: {0}")]
+    Geometry(String),
 }
+
+/// The largest canvas (frame plus letterbox padding) the detector will allocate: 16 MP, a
+/// 4K frame and then some. A 1x65535 frame would otherwise ask for 65535x65535x3 bytes.
+pub const MAX_CANVAS_PIXELS: u64 = 16 * 1024 * 1024;
 
 /// A compiled model for one frame size.
 struct Compiled {
@@ -135,9 +141,25 @@ impl Detector {
         &self.options
     }
 
-    /// How many times the model was compiled (once per frame size seen).
+    /// How many times the model was compiled (once per frame size accepted).
     pub fn compiles(&self) -> u64 {
         self.compiles
+    }
+
+    /// The canvas a frame of this size is placed on before resizing (letterbox: padded to the
+    /// model's aspect ratio), and the frame's offset on it.
+    pub fn canvas(&self, width: u32, height: u32) -> ((u64, u64), (u64, u64)) {
+        let input = &self.config.config.input;
+        let (width, height) = (u64::from(width.max(1)), u64::from(height.max(1)));
+        match input.resize {
+            ResizeMode::Stretch => ((width, height), (0, 0)),
+            ResizeMode::Letterbox => {
+                let scale = (f64::from(input.width) / width as f64).min(f64::from(input.height) / height as f64);
+                let cw = ((f64::from(input.width) / scale).round() as u64).max(width);
+                let ch = ((f64::from(input.height) / scale).round() as u64).max(height);
+                ((cw, ch), ((cw - width) / 2, (ch - height) / 2))
+            }
+        }
     }
 
     /// Compiles the model for frames of this size (done once per size; frames of the same size
@@ -146,17 +168,14 @@ impl Detector {
         if self.compiled.as_ref().is_some_and(|c| c.frame == (width, height)) {
             return Ok(());
         }
+        let ((cw, ch), (ox, oy)) = self.canvas(width, height);
+        if cw * ch > MAX_CANVAS_PIXELS {
+            return Err(DetectorError::Geometry(format!(
+                "a {width}x{height} frame needs a {cw}x{ch} canvas, more than {MAX_CANVAS_PIXELS} pixels"
+            )));
+        }
+        let (canvas, offset) = ((cw as u32, ch as u32), (ox as u32, oy as u32));
         let input = &self.config.config.input;
-        let (canvas, offset) = match input.resize {
-            ResizeMode::Stretch => ((width, height), (0, 0)),
-            ResizeMode::Letterbox => {
-                let scale =
-                    (f64::from(input.width) / f64::from(width)).min(f64::from(input.height) / f64::from(height));
-                let cw = ((f64::from(input.width) / scale).round() as u32).max(width);
-                let ch = ((f64::from(input.height) / scale).round() as u32).max(height);
-                ((cw, ch), ((cw - width) / 2, (ch - height) / 2))
-            }
-        };
         let file = self.config.model_path.display().to_string();
         let error = |what: &str, e: openvino::InferenceError| DetectorError::Model {
             file: file.clone(),

@@ -29,5 +29,5 @@ pub mod runtime;
 
 pub use config::{ConfigError, LoadedModelConfig, ModelConfig};
 pub use decode::Detection;
-pub use engine::{Detector, DetectorError, DetectorOptions};
+pub use engine::{Detector, DetectorError, DetectorOptions, MAX_CANVAS_PIXELS};
 pub use node::DETECTOR_KIND;

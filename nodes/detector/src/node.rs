@@ -144,6 +144,7 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let mut message = Detection2DArray::default();
     let (mut found, mut scratch) = (Vec::<Detection>::new(), Vec::<u8>::new());
     let mut bad_frames = 0u64;
+    let mut geometry = Geometry::default();
     // The first frames after start and after each recompile initialise; they are counted apart.
     let mut stats = Stats { warmup: 2, ..Stats::default() };
     let period = Duration::from_secs_f64(config.report_period_s.max(0.05));
@@ -167,6 +168,18 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
             let dequeued = Instant::now();
             let Ok(frame) = received else { continue }; // decode errors are counted and reported by the runtime
             let image = &frame.message;
+            // A new frame size costs a compile (seconds of CPU): at most one per COMPILE_PERIOD,
+            // so frames that alternate sizes cannot keep the detector (and the cores the safety
+            // units share) busy compiling (M4).
+            if let Err(problem) = geometry.admit(image.width, image.height, &detector) {
+                images.reject();
+                bad_frames += 1;
+                if bad_frames == 1 || bad_frames.is_power_of_two() {
+                    tracing::warn!(node = %spec.name, frames = bad_frames, "frame refused: {problem}");
+                    node.report(MonitorEvent::KIND_INPUT_REJECTED, images.key(), 0.0, 0.0, &problem);
+                }
+                continue;
+            }
             let compiles_before = detector.compiles();
             let injected = node.faults().stall() + Duration::from_secs_f64(config.inject_delay_ms / 1e3);
             let result = budget.run(|| {
@@ -216,6 +229,43 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
         "detector stopped"
     );
     Ok(())
+}
+
+/// A new frame size may cost a compile at most this often.
+const COMPILE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Which frame sizes the detector takes: the first (within limits), and another one only when
+/// the last change is `COMPILE_PERIOD` old.
+#[derive(Default)]
+struct Geometry {
+    size: Option<(u32, u32)>,
+    changed_at: Option<Instant>,
+}
+
+impl Geometry {
+    fn admit(&mut self, width: u32, height: u32, detector: &Detector) -> Result<(), String> {
+        if self.size == Some((width, height)) {
+            return Ok(());
+        }
+        if width == 0 || height == 0 || width > 16_384 || height > 16_384 {
+            return Err(format!("{width}x{height} is no camera frame"));
+        }
+        let ((cw, ch), _) = detector.canvas(width, height);
+        if cw * ch > crate::engine::MAX_CANVAS_PIXELS {
+            return Err(format!("a {width}x{height} frame needs a {cw}x{ch} canvas"));
+        }
+        if let (Some((w, h)), Some(at)) = (self.size, self.changed_at) {
+            if at.elapsed() < COMPILE_PERIOD {
+                return Err(format!(
+                    "{width}x{height} after {w}x{h} {:.1} s ago (one size change per {COMPILE_PERIOD:?})",
+                    at.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        self.size = Some((width, height));
+        self.changed_at = Some(Instant::now());
+        Ok(())
+    }
 }
 
 /// What the detector reports on /diagnostics: counts since start, steady-state times.

@@ -210,3 +210,29 @@ fn frames_of_any_size_and_bad_frames() {
     assert!(error.to_string().contains("384x288"), "{error}");
     assert!(found.is_empty());
 }
+
+/// M4: a frame whose geometry would make the detector allocate gigabytes is refused before
+/// anything is compiled or allocated (here with the letterbox placement, which pads a 1x65535
+/// frame to a 65535-wide square).
+#[test]
+fn an_absurd_frame_geometry_is_refused_without_compiling() {
+    let dir = std::env::temp_dir().join(format!("reflex-letterbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = std::fs::read_to_string(root().join("models/nanodet/nanodet.yaml")).unwrap();
+    let model = root().join("models/nanodet");
+    let letterbox = config.replace("resize: stretch", "resize: letterbox");
+    assert_ne!(letterbox, config, "the shipped config names its resize mode");
+    // The copy names the model's files by absolute path.
+    let letterbox = letterbox
+        .replace("model: nanodet.xml", &format!("model: {}/nanodet.xml", model.display()))
+        .replace("labels: ../coco.txt", &format!("labels: {}/../coco.txt", model.display()));
+    let file = dir.join("letterbox.yaml");
+    std::fs::write(&file, letterbox).unwrap();
+    let mut detector = Detector::load(&file, DetectorOptions::default()).unwrap();
+    let ((w, h), _) = detector.canvas(1, 65535);
+    assert!(w * h > reflex_detector::MAX_CANVAS_PIXELS, "{w}x{h}");
+    let compiles = detector.compiles();
+    let error = detector.prepare(1, 65535).unwrap_err().to_string();
+    assert!(error.starts_with("frame refused"), "{error}");
+    assert_eq!(detector.compiles(), compiles, "nothing was compiled");
+}

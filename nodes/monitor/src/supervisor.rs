@@ -1,14 +1,25 @@
 //! The supervisor state machine.
 //!
-//! Each fault has a *source* (a topic, node or reflex name) and a severity. A `SafeStop`
-//! fault (a missed deadline on a watched input, a required node gone, a command older than the
+//! Each fault has a *source* (a node's input, a node, the command stream) and a severity. A
+//! `SafeStop` fault (a missed deadline, a node gone or silent, a command older than the
 //! end-to-end budget, a failed reflex) puts the vehicle in safe stop; a `Degraded` fault (a
-//! budget overrun, dropped or undecodable messages) degrades it. A fault clears when its source
-//! recovers (`clear`) or, for one-off faults, by itself after `transient_fault_s`. The state
-//! steps back only after no fault has been active for `stable_period_s`, and one level at a
-//! time (safe stop → degraded → nominal), so a flapping input cannot release the brakes.
+//! budget overrun, dropped or undecodable messages, an injected fault) degrades it. A fault
+//! clears when its source recovers (`clear`, or a node's next health report without it) or,
+//! for one-off faults, by itself after `transient_fault_s`.
+//!
+//! The supervisor **starts engaged**: a monitor that was just (re)started knows nothing yet,
+//! so it holds the safe stop (the `STARTUP` fault) until its caller has evidence that every
+//! watched node is healthy. The state steps back only after no fault has been active for
+//! `stable_period_s`, one level at a time (safe stop → degraded → nominal), and a safe stop
+//! **latches until the vehicle stands still** (`release: standstill`, the default) or, where
+//! no vehicle state exists, until the stable period alone has passed (`release:
+//! stable_period`). So a flapping input, a clock step or a restart cannot release the brakes
+//! of a moving vehicle.
 
 use std::collections::BTreeMap;
+
+/// The source of the fault every supervisor starts with: no evidence yet.
+pub const STARTUP: &str = "monitor start";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum State {
@@ -23,6 +34,17 @@ pub enum Severity {
     SafeStop,
 }
 
+/// When a safe stop may end (besides a stable period without faults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Release {
+    /// Only once the vehicle stands still (speed under 0.1 m/s on a fresh `/vehicle/state`).
+    #[default]
+    Standstill,
+    /// After the stable period alone: for systems without a vehicle state (a fixed robot cell).
+    StablePeriod,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SupervisorConfig {
@@ -30,11 +52,26 @@ pub struct SupervisorConfig {
     pub stable_period_s: f64,
     /// How long a one-off fault (an overrun, a drop) stays active, s.
     pub transient_fault_s: f64,
+    /// When a safe stop may end.
+    pub release: Release,
 }
 
 impl Default for SupervisorConfig {
     fn default() -> Self {
-        Self { stable_period_s: 2.0, transient_fault_s: 1.0 }
+        Self { stable_period_s: 2.0, transient_fault_s: 1.0, release: Release::Standstill }
+    }
+}
+
+impl SupervisorConfig {
+    /// Checks the values; names the parameter.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !(self.stable_period_s > 0.0 && self.stable_period_s <= 600.0) {
+            return Err(("supervisor.stable_period_s".into(), "must be in (0, 600] s".into()));
+        }
+        if !(self.transient_fault_s > 0.0 && self.transient_fault_s <= 600.0) {
+            return Err(("supervisor.transient_fault_s".into(), "must be in (0, 600] s".into()));
+        }
+        Ok(())
     }
 }
 
@@ -62,20 +99,30 @@ pub struct Supervisor {
     reason: String,
     source: String,
     faults: BTreeMap<String, Fault>,
-    /// When the last fault went away (None while any is active).
+    /// Since when no safe-stop fault has been active (None while one is) ...
+    calm_since_ns: Option<i64>,
+    /// ... and since when no fault at all has been (None while any is).
     quiet_since_ns: Option<i64>,
+    /// Whether the vehicle stands still, as the caller last said.
+    standstill: bool,
 }
 
 impl Supervisor {
+    /// A supervisor engaged in safe stop by the [`STARTUP`] fault, which its caller clears once
+    /// it has evidence that all is well.
     pub fn new(config: SupervisorConfig, now_ns: i64) -> Self {
-        Self {
+        let mut supervisor = Self {
             config,
             state: State::Nominal,
-            reason: "started".into(),
+            reason: String::new(),
             source: String::new(),
             faults: BTreeMap::new(),
-            quiet_since_ns: Some(now_ns),
-        }
+            calm_since_ns: None,
+            quiet_since_ns: None,
+            standstill: false,
+        };
+        supervisor.raise(now_ns, STARTUP, Severity::SafeStop, "no evidence yet that the watched nodes are healthy");
+        supervisor
     }
 
     pub fn state(&self) -> State {
@@ -92,6 +139,16 @@ impl Supervisor {
         self.faults.iter().map(|(source, fault)| (source.as_str(), fault.severity, fault.reason.as_str()))
     }
 
+    pub fn has_fault(&self, source: &str) -> bool {
+        self.faults.contains_key(source)
+    }
+
+    /// Whether the vehicle stands still (a safe stop may end only then, unless
+    /// `release: stable_period`).
+    pub fn set_standstill(&mut self, standstill: bool) {
+        self.standstill = standstill;
+    }
+
     /// A fault that lasts until [`Supervisor::clear`] for the same source.
     pub fn raise(&mut self, now_ns: i64, source: &str, severity: Severity, reason: &str) -> Option<Transition> {
         self.insert(now_ns, source, severity, reason, None)
@@ -105,8 +162,8 @@ impl Supervisor {
         severity: Severity,
         reason: &str,
     ) -> Option<Transition> {
-        let expires = now_ns + (self.config.transient_fault_s * 1e9) as i64;
-        self.insert(now_ns, source, severity, reason, Some(expires))
+        let hold = (self.config.transient_fault_s.clamp(0.0, 600.0) * 1e9) as i64;
+        self.insert(now_ns, source, severity, reason, Some(now_ns.saturating_add(hold)))
     }
 
     fn insert(
@@ -117,9 +174,24 @@ impl Supervisor {
         reason: &str,
         expires_ns: Option<i64>,
     ) -> Option<Transition> {
-        let fault = Fault { severity, reason: reason.to_string(), expires_ns };
-        self.faults.insert(source.to_string(), fault);
+        match self.faults.get_mut(source) {
+            // Keep the allocation: the same fault is raised again at the message rate.
+            Some(fault) => {
+                fault.severity = severity;
+                fault.expires_ns = expires_ns;
+                if fault.reason != reason {
+                    fault.reason.clear();
+                    fault.reason.push_str(reason);
+                }
+            }
+            None => {
+                self.faults.insert(source.to_string(), Fault { severity, reason: reason.to_string(), expires_ns });
+            }
+        }
         self.quiet_since_ns = None;
+        if severity == Severity::SafeStop {
+            self.calm_since_ns = None;
+        }
         let wanted = match severity {
             Severity::SafeStop => State::SafeStop,
             Severity::Degraded => State::Degraded,
@@ -133,21 +205,58 @@ impl Supervisor {
         self.tick(now_ns)
     }
 
-    /// Expires transient faults and steps the state down after a stable period. Call
-    /// periodically (the monitor does at its diagnostics rate and on every event).
+    /// Makes the persistent faults whose source starts with `prefix` exactly `faults`: the ones
+    /// a node's latest health report names, so whatever it no longer names is cleared.
+    pub fn reconcile(&mut self, now_ns: i64, prefix: &str, faults: &[(String, Severity, String)]) -> Vec<Transition> {
+        self.faults.retain(|source, fault| {
+            !(source.starts_with(prefix) && fault.expires_ns.is_none() && !faults.iter().any(|f| &f.0 == source))
+        });
+        let mut changes: Vec<Transition> = Vec::new();
+        for (source, severity, reason) in faults {
+            changes.extend(self.raise(now_ns, source, *severity, reason));
+        }
+        changes.extend(self.tick(now_ns));
+        changes
+    }
+
+    /// Expires transient faults and steps the state down after a stable period, one level at
+    /// a time: from safe stop once no safe-stop fault has been active for the stable period
+    /// (and, with `release: standstill`, the vehicle stands still), from degraded once no fault
+    /// at all has been. Call periodically.
     pub fn tick(&mut self, now_ns: i64) -> Option<Transition> {
         self.faults.retain(|_, fault| fault.expires_ns.is_none_or(|t| t > now_ns));
+        let severe = self.faults.values().any(|f| f.severity == Severity::SafeStop);
+        if severe {
+            self.calm_since_ns = None;
+        }
         if !self.faults.is_empty() {
             self.quiet_since_ns = None;
-            return None;
         }
-        let quiet_since = *self.quiet_since_ns.get_or_insert(now_ns);
-        let stable = (now_ns - quiet_since) as f64 / 1e9 >= self.config.stable_period_s;
-        if stable && self.state > State::Nominal {
-            let lower = if self.state == State::SafeStop { State::Degraded } else { State::Nominal };
-            // Each step down needs its own stable period.
-            self.quiet_since_ns = Some(now_ns);
-            return Some(self.go(now_ns, lower, "no fault for the stable period", ""));
+        let stable = |since: Option<i64>| {
+            since.is_some_and(|t| now_ns.saturating_sub(t) as f64 / 1e9 >= self.config.stable_period_s)
+        };
+        match self.state {
+            State::SafeStop if !severe => {
+                let since = *self.calm_since_ns.get_or_insert(now_ns);
+                let latched = self.config.release == Release::Standstill && !self.standstill;
+                if stable(Some(since)) && !latched {
+                    // Degraded needs its own stable period.
+                    self.quiet_since_ns = self.faults.is_empty().then_some(now_ns);
+                    let reason = if self.config.release == Release::Standstill {
+                        "no safe-stop fault for the stable period, vehicle at a standstill"
+                    } else {
+                        "no safe-stop fault for the stable period"
+                    };
+                    return Some(self.go(now_ns, State::Degraded, reason, ""));
+                }
+            }
+            State::Degraded if self.faults.is_empty() => {
+                let since = *self.quiet_since_ns.get_or_insert(now_ns);
+                if stable(Some(since)) {
+                    return Some(self.go(now_ns, State::Nominal, "no fault for the stable period", ""));
+                }
+            }
+            _ => {}
         }
         None
     }
@@ -168,9 +277,21 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
+    /// A supervisor past its start: evidence came at 0, the stable periods passed at a standstill.
+    fn nominal(config: SupervisorConfig) -> Supervisor {
+        let mut supervisor = Supervisor::new(config, -10 * S);
+        supervisor.set_standstill(true);
+        supervisor.clear(-10 * S, STARTUP);
+        supervisor.tick(-5 * S);
+        supervisor.tick(0);
+        assert_eq!(supervisor.state(), State::Nominal);
+        supervisor.set_standstill(false);
+        supervisor
+    }
+
     #[test]
     fn a_missed_deadline_gives_safe_stop_exactly_once_with_its_reason() {
-        let mut supervisor = Supervisor::new(SupervisorConfig::default(), 0);
+        let mut supervisor = nominal(SupervisorConfig::default());
         let first = supervisor.raise(S, "/perception/detections", Severity::SafeStop, "deadline missed").unwrap();
         assert_eq!((first.from, first.to), (State::Nominal, State::SafeStop));
         assert_eq!((first.reason.as_str(), first.source.as_str()), ("deadline missed", "/perception/detections"));
@@ -182,8 +303,8 @@ mod tests {
 
     #[test]
     fn recovery_only_after_a_stable_period_and_one_level_at_a_time() {
-        let config = SupervisorConfig::default();
-        let mut supervisor = Supervisor::new(config, 0);
+        let config = SupervisorConfig { release: Release::StablePeriod, ..SupervisorConfig::default() };
+        let mut supervisor = nominal(config);
         supervisor.raise(S, "/camera/image", Severity::SafeStop, "deadline missed");
         assert_eq!(supervisor.clear(2 * S, "/camera/image"), None, "cleared, but not stable yet");
         assert_eq!(supervisor.tick(3 * S), None);
@@ -200,7 +321,7 @@ mod tests {
 
     #[test]
     fn transient_faults_expire_by_themselves() {
-        let mut supervisor = Supervisor::new(SupervisorConfig::default(), 0);
+        let mut supervisor = nominal(SupervisorConfig::default());
         let degraded = supervisor.raise_transient(S, "detector", Severity::Degraded, "budget overrun").unwrap();
         assert_eq!(degraded.to, State::Degraded);
         assert_eq!(supervisor.active_faults().count(), 1);
@@ -208,5 +329,68 @@ mod tests {
         assert_eq!(supervisor.tick(2 * S), None, "expired now; the stable period starts");
         assert_eq!(supervisor.active_faults().count(), 0);
         assert_eq!(supervisor.tick(4 * S).map(|t| t.to), Some(State::Nominal));
+    }
+
+    /// H3: a (re)started supervisor is engaged until its caller has evidence; the evidence
+    /// alone does not release a moving vehicle.
+    #[test]
+    fn a_new_supervisor_starts_engaged_and_holds_until_evidence_and_standstill() {
+        let mut supervisor = Supervisor::new(SupervisorConfig::default(), 0);
+        assert_eq!(supervisor.state(), State::SafeStop, "engaged from the first instant");
+        assert_eq!(supervisor.tick(100 * S), None, "no evidence: held for ever");
+        supervisor.clear(100 * S, STARTUP);
+        assert_eq!(supervisor.tick(110 * S), None, "moving: latched");
+        supervisor.set_standstill(true);
+        assert_eq!(supervisor.tick(110 * S).map(|t| t.to), Some(State::Degraded));
+    }
+
+    /// Property 6: a safe stop latches until the vehicle stands still instead of flapping.
+    #[test]
+    fn a_safe_stop_latches_until_standstill() {
+        let mut supervisor = nominal(SupervisorConfig::default());
+        supervisor.raise(S, "/camera/image", Severity::SafeStop, "deadline missed");
+        supervisor.clear(S + 1, "/camera/image");
+        for t in 2..30 {
+            assert_eq!(supervisor.tick(t * S), None, "still moving at {t} s: held");
+        }
+        assert_eq!(supervisor.state(), State::SafeStop);
+        supervisor.set_standstill(true);
+        assert_eq!(supervisor.tick(30 * S).map(|t| t.to), Some(State::Degraded));
+    }
+
+    /// A lasting warning (degraded) does not hold a safe stop: the state steps down to
+    /// degraded and stays there while the warning lasts.
+    #[test]
+    fn a_lasting_warning_keeps_degraded_but_does_not_hold_a_safe_stop() {
+        let config = SupervisorConfig { release: Release::StablePeriod, ..SupervisorConfig::default() };
+        let mut supervisor = nominal(config);
+        supervisor.raise(S, "aeb: vehicle state", Severity::Degraded, "stale");
+        supervisor.raise(S, "/camera/image", Severity::SafeStop, "deadline missed");
+        supervisor.clear(2 * S, "/camera/image");
+        assert_eq!(supervisor.tick(4 * S + 1).map(|t| t.to), Some(State::Degraded));
+        assert_eq!(supervisor.tick(20 * S), None, "degraded while the warning lasts");
+        supervisor.clear(20 * S, "aeb: vehicle state");
+        assert_eq!(supervisor.tick(22 * S).map(|t| t.to), Some(State::Nominal));
+    }
+
+    #[test]
+    fn reconcile_clears_what_a_node_no_longer_reports() {
+        let config = SupervisorConfig { release: Release::StablePeriod, ..SupervisorConfig::default() };
+        let mut supervisor = nominal(config);
+        let bad = [("aeb: input /d".to_string(), Severity::SafeStop, "missed".to_string())];
+        let changes = supervisor.reconcile(S, "aeb: ", &bad);
+        assert_eq!(changes[0].to, State::SafeStop);
+        supervisor.raise(S, "detector: input /i", Severity::SafeStop, "missed");
+        supervisor.reconcile(2 * S, "aeb: ", &[]);
+        assert!(!supervisor.has_fault("aeb: input /d"));
+        assert!(supervisor.has_fault("detector: input /i"), "another node's fault stays");
+    }
+
+    #[test]
+    fn config_checks_name_the_parameter() {
+        let bad = SupervisorConfig { transient_fault_s: 0.0, ..SupervisorConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().0, "supervisor.transient_fault_s");
+        let bad = SupervisorConfig { stable_period_s: f64::NAN, ..SupervisorConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().0, "supervisor.stable_period_s");
     }
 }

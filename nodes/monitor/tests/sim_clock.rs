@@ -1,9 +1,10 @@
 //! The monitor node on a simulation clock: the test moves time, a heartbeat stops, and the
 //! safe-stop topic must say so exactly once with the right reason, then recover only after the
-//! stable period, one level at a time. Wall-clock waits are bounded; decisions use sim time.
+//! stable period, one level at a time. A monitor starts engaged and holds until it has evidence.
+//! Wall-clock waits are bounded; decisions use sim time.
 
 use reflex_monitor::node::{run_monitor_on, MonitorConfig, WatchedTopic};
-use reflex_monitor::supervisor::SupervisorConfig;
+use reflex_monitor::supervisor::{Release, SupervisorConfig};
 use reflex_msgs::reflex_msgs::{SafeStop, VehicleState};
 use reflex_runtime::{Clock, InputOptions, Node, NodeOptions, NodeSpec, Shutdown, TransportConfig};
 use std::time::{Duration, Instant};
@@ -17,7 +18,9 @@ fn a_gap_past_the_deadline_gives_one_safe_stop_and_recovery_waits_for_the_stable
     let spec = NodeSpec { name: "monitor".into(), transport: transport.clone(), ..Default::default() };
     let config = MonitorConfig {
         watch: vec![WatchedTopic { topic: "/test/heartbeat".into(), deadline_ms: 100.0 }],
-        supervisor: SupervisorConfig { stable_period_s: 2.0, transient_fault_s: 1.0 },
+        supervisor: SupervisorConfig { stable_period_s: 2.0, transient_fault_s: 1.0, release: Release::StablePeriod },
+        command_budget_ms: 0.0,
+        command_deadline_ms: 0.0,
         ..MonitorConfig::default()
     };
     let shutdown = Shutdown::new();
@@ -54,21 +57,33 @@ fn a_gap_past_the_deadline_gives_one_safe_stop_and_recovery_waits_for_the_stable
             }
         }
     };
-    // The monitor states its state at least once per second (of sim time): wait for the first.
+    // The monitor states its state every 100 ms (of sim time): wait for the first.
     for _ in 0..300 {
         if !history.is_empty() {
             break;
         }
         run(1, 10, true, &mut history);
     }
-    run(30, 10, true, &mut history); // 300 more ms of heartbeats at 100 Hz
-    assert_eq!(history.iter().map(|h| h.1).collect::<Vec<_>>(), [SafeStop::STATE_NOMINAL], "nominal while beating");
+    assert_eq!(history[0].1, SafeStop::STATE_SAFE_STOP, "a monitor starts engaged: {history:?}");
+    // Evidence (its own watch is healthy), then two stable periods: nominal.
+    run(500, 10, true, &mut history);
+    assert_eq!(
+        history.iter().map(|h| h.1).collect::<Vec<_>>(),
+        [SafeStop::STATE_SAFE_STOP, SafeStop::STATE_DEGRADED, SafeStop::STATE_NOMINAL],
+        "engaged at start, then nominal while beating: {history:?}"
+    );
+    // From here on, changes from nominal (late nominal heartbeats are no change).
+    history.clear();
+    history.push((clock.now_ns(), SafeStop::STATE_NOMINAL, "nominal".into()));
 
     let stopped_at = clock.now_ns();
     run(50, 10, false, &mut history); // 500 ms of silence
     let safe_stops: Vec<_> = history.iter().filter(|h| h.1 == SafeStop::STATE_SAFE_STOP).collect();
     assert_eq!(safe_stops.len(), 1, "exactly one safe stop: {history:?}");
-    assert_eq!(safe_stops[0].2, "deadline missed /test/heartbeat");
+    assert!(
+        safe_stops[0].2.contains("deadline 100 ms") && safe_stops[0].2.ends_with("monitor: input /test/heartbeat"),
+        "{history:?}"
+    );
     let detected_after = safe_stops[0].0 - stopped_at;
     assert!(
         (100 * MS..=200 * MS).contains(&detected_after),

@@ -322,6 +322,16 @@ impl Faults {
         parts.join("; ")
     }
 
+    /// What is injected now, or `None` when nothing is (the node's health says so while any
+    /// fault is set, so an injected fault is never mistaken for health).
+    pub fn active(&self) -> Option<String> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let quiet = state.all == InputSettings::default()
+            && state.by_topic.values().all(|s| *s == InputSettings::default())
+            && self.stall() == Duration::ZERO;
+        (!quiet).then(|| self.describe(&state))
+    }
+
     /// Parses and applies a JSON payload.
     pub fn apply_json(&self, payload: &[u8]) -> Result<String, String> {
         let command: FaultCommand = serde_json::from_slice(payload).map_err(|e| format!("bad fault command: {e}"))?;

@@ -27,6 +27,16 @@ pub fn fault_key(prefix: &str, node: &str) -> String {
     format!("{}/{node}", topic_key(prefix, "_fault"))
 }
 
+/// Where a node states its health: `<prefix>/_health/<name>` (see [`crate::health`]).
+pub fn health_key(prefix: &str, node: &str) -> String {
+    topic_key(prefix, &health_topic(node))
+}
+
+/// The health key as a topic name relative to the prefix: `/_health/<name>`.
+pub fn health_topic(node: &str) -> String {
+    format!("/_health/{node}")
+}
+
 /// Key expression matching every node's liveliness token.
 pub fn all_nodes(prefix: &str) -> String {
     format!("{}/**", node_space(prefix))
@@ -115,6 +125,7 @@ mod tests {
         assert_eq!(token, "reflex/_node/detector/car1/42");
         assert_eq!(parse_liveliness_token("reflex", &token), Some(("detector".into(), "car1".into(), 42)));
         assert_eq!(parse_liveliness_token("reflex", "reflex/_node/x/y"), None);
+        assert_eq!(health_key("reflex", "aeb"), "reflex/_health/aeb");
     }
 
     #[test]

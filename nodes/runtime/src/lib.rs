@@ -16,8 +16,11 @@
 //!   ([`InputStats`]). Inputs declare deadlines (maximum gap) and callbacks declare budgets
 //!   ([`Budget`]); the watchdog checks them *when they expire*, not when the next message
 //!   happens to arrive, and publishes a `reflex_msgs/MonitorEvent` on `/reflex/events`.
-//! - **Clock** ([`Clock`]): wall time, or simulation time moved by a simulator or a test.
-//!   Stamps, deadlines, budgets and timers all read it.
+//! - **Clock** ([`Clock`]): wall time for stamps and monotonic time for durations, or
+//!   simulation time for both, moved by a simulator or a test. Stamps, deadlines, budgets and
+//!   timers all read it; a step of the wall clock moves stamps only.
+//! - **Health** ([`health`]): every node states what is wrong with it now on its own key,
+//!   periodically and on change; the monitor decides from that state.
 //! - **Lifecycle**: create from a typed config (see [`NodeSpec::params`]), start, process, stop;
 //!   a node's `run` takes a [`Shutdown`] so tests can stop it, and binaries set it from
 //!   SIGINT/SIGTERM.
@@ -61,10 +64,12 @@
 pub mod attachment;
 pub mod clock;
 pub mod fault;
+pub mod health;
 pub mod keys;
 pub mod logging;
 pub mod node;
 pub mod queue;
+pub mod realtime;
 pub mod reflex;
 pub mod shutdown;
 pub mod spec;
@@ -73,10 +78,11 @@ pub mod timing;
 pub mod transport;
 
 pub use clock::Clock;
-pub use logging::{init_tracing, LogFormat};
+pub use health::{Level, StatusHandle};
+pub use logging::{flush_logs, init_tracing, LogFormat};
 pub use node::{
     hostname, Budget, DeadlineWatch, InputOptions, Node, NodeError, NodeOptions, Publisher, RawPublisher, RawSample,
-    RawSubscriber, Received, Subscriber,
+    RawSubscriber, Received, Subscriber, DRAIN_LIMIT, STEP_SETTLE,
 };
 pub use queue::OverflowPolicy;
 pub use reflex::{Reflex, ReflexContext};

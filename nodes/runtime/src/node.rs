@@ -1,32 +1,49 @@
 //! A node: one zenoh session, its typed publishers and subscribers, its liveliness token, and
-//! a watchdog thread that checks input deadlines and callback budgets on the node's clock.
+//! a watchdog thread that checks input deadlines and callback budgets on the node's duration
+//! clock (monotonic, or simulation time) and publishes the node's health (see [`crate::health`]).
 
 use crate::attachment::Attachment;
 use crate::clock::Clock;
+use crate::health::{self, Level, StatusHandle, Statuses, HEALTH_PERIOD, TROUBLE_HOLD};
 use crate::keys::{self, EndpointKind};
 use crate::queue::{input_queue, OverflowPolicy, QueueReader, QueueWriter};
 use crate::timing::{InputStats, LatencyHistogram};
 use crate::transport::{TransportConfig, TransportConfigError};
 use reflex_msgs::builtin_interfaces::Time;
+use reflex_msgs::diagnostic_msgs::DiagnosticArray;
 use reflex_msgs::reflex_msgs::MonitorEvent;
 use reflex_msgs::std_msgs::Header;
 use reflex_msgs::{decode_into, encode_into, topics, DecodeError, Message, Stamped};
 use std::borrow::Cow;
-use std::cell::UnsafeCell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
-use zenoh::sample::Sample;
+use zenoh::sample::{Sample, SampleKind};
 use zenoh::shm::{GarbageCollect, PosixShmProviderBackend, ShmProvider, ShmProviderBuilder};
 use zenoh::Wait;
 
 /// How often the watchdog looks at its lists even when no deadline is near (new inputs wake it
 /// at once; this bounds the delay for a simulation clock that stopped moving).
 const WATCHDOG_BACKSTOP: Duration = Duration::from_millis(20);
+
+/// At most this many undecodable messages are skipped in one `recv` call, so a flood of
+/// garbage cannot keep a node's loop inside `recv` (it returns `None` and the loop goes on).
+pub const MAX_SKIPPED_PER_RECV: usize = 32;
+
+/// How many messages a node's loop should take from one input per turn before it looks at its
+/// other inputs and its own work again (a flood on one input cannot starve the rest).
+pub const DRAIN_LIMIT: usize = 64;
+
+/// Undecodable messages on one input are reported at most once per this period, with a count.
+const DECODE_REPORT_PERIOD_NS: i64 = 1_000_000_000;
+
+/// After a step of the wall clock, stamps made before and after it do not compare for this
+/// long: ages of messages received meanwhile are marked untrusted.
+pub const STEP_SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -52,6 +69,9 @@ pub struct NodeOptions {
     pub use_sim_time: bool,
     /// Faults injected from the start (see [`crate::fault`]).
     pub faults: Vec<crate::fault::FaultCommand>,
+    /// Listen for faults at run time on `<prefix>/_fault/<name>` (benches only: off unless
+    /// the launch file's `fault_injection` turns it on).
+    pub fault_injection: bool,
 }
 
 impl NodeOptions {
@@ -66,6 +86,7 @@ impl NodeOptions {
             transport: spec.transport.clone(),
             use_sim_time: spec.use_sim_time,
             faults: spec.faults.clone(),
+            fault_injection: spec.fault_injection,
             ..Self::default()
         }
     }
@@ -77,6 +98,11 @@ impl NodeOptions {
 
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    pub fn fault_injection(mut self, enabled: bool) -> Self {
+        self.fault_injection = enabled;
         self
     }
 }
@@ -120,14 +146,14 @@ pub struct Node {
     shared: Arc<NodeShared>,
     watchdog: Option<JoinHandle<()>>,
     _liveliness: zenoh::liveliness::LivelinessToken,
-    faults: Arc<crate::fault::Faults>,
-    _fault_subscriber: zenoh::pubsub::Subscriber<()>,
+    _fault_subscriber: Option<zenoh::pubsub::Subscriber<()>>,
     _clock_subscriber: Option<zenoh::pubsub::Subscriber<()>>,
 }
 
 struct NodeShared {
     name: String,
     prefix: String,
+    host: String,
     session: zenoh::Session,
     clock: Clock,
     shm: Option<ShmProvider<PosixShmProviderBackend>>,
@@ -135,8 +161,13 @@ struct NodeShared {
     next_entity: AtomicU64,
     events: Mutex<EventSink>,
     watch: Mutex<WatchList>,
+    statuses: Arc<Statuses>,
+    faults: Arc<crate::fault::Faults>,
+    health: Mutex<HealthSink>,
     watchdog_thread: Mutex<Option<Thread>>,
     stopping: AtomicBool,
+    /// Undecodable `/clock` messages: counted, reported at most once a period.
+    clock_errors: Mutex<RateLimited>,
 }
 
 #[derive(Default)]
@@ -152,16 +183,48 @@ struct EventSink {
     buffer: Vec<u8>,
 }
 
+/// Publishes the node's health on its own key.
+struct HealthSink {
+    publisher: zenoh::pubsub::Publisher<'static>,
+    message: DiagnosticArray,
+    buffer: Vec<u8>,
+    sequence: u64,
+}
+
+/// A count of something reported at most once per period.
+#[derive(Default)]
+struct RateLimited {
+    count: u64,
+    unreported: u64,
+    last_report_ns: Option<i64>,
+}
+
+impl RateLimited {
+    /// Counts one; returns the total when it is time to report it.
+    fn count(&mut self, now_ns: i64) -> Option<u64> {
+        self.count += 1;
+        self.unreported += 1;
+        let due = self.last_report_ns.is_none_or(|last| now_ns.saturating_sub(last) >= DECODE_REPORT_PERIOD_NS);
+        due.then(|| {
+            self.last_report_ns = Some(now_ns);
+            self.unreported = 0;
+            self.count
+        })
+    }
+}
+
 impl Node {
     /// Opens the zenoh session, declares the node's liveliness token and starts its watchdog.
     pub fn new(options: NodeOptions) -> Result<Self, NodeError> {
-        let NodeOptions { name, transport, clock, use_sim_time, faults: initial_faults } = options;
+        let NodeOptions { name, mut transport, clock, use_sim_time, faults: initial_faults, fault_injection } = options;
         let clock = if use_sim_time && !clock.is_sim() { Clock::sim(0) } else { clock };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(NodeError::BadName(name));
         }
         let _span = tracing::info_span!("node_start", node = %name).entered();
         transport.validate()?;
+        // A password pipe can be read once: before the session (and any retry) needs it.
+        transport.load_secrets()?;
         let shm = if transport.shared_memory {
             // Segments of killed processes stay in /dev/shm; reclaim them before adding ours.
             zenoh::shm::cleanup_orphaned_shm_segments();
@@ -177,31 +240,50 @@ impl Node {
         };
         let session = transport.open()?;
         let prefix = transport.prefix.clone();
-        let token_key = keys::liveliness_token(&prefix, &name, &hostname(), std::process::id());
+        let host = hostname();
+        let token_key = keys::liveliness_token(&prefix, &name, &host, std::process::id());
         let liveliness = session
             .liveliness()
             .declare_token(token_key.clone())
             .wait()
             .map_err(|e| NodeError::Declare { what: "liveliness token", key: token_key, reason: e.to_string() })?;
-        let events_key = keys::topic_key(&prefix, topics::MONITOR_EVENTS);
-        let events = declare_publisher(&session, &events_key)?;
+        let events = declare_publisher(&session, &keys::topic_key(&prefix, topics::MONITOR_EVENTS))?;
+        let health = declare_publisher(&session, &keys::health_key(&prefix, &name))?;
         let shared = Arc::new(NodeShared {
             events: Mutex::new(EventSink {
                 publisher: events,
                 message: MonitorEvent { node: name.clone(), ..Default::default() },
                 buffer: Vec::with_capacity(256),
             }),
+            health: Mutex::new(HealthSink {
+                publisher: health,
+                message: DiagnosticArray::default(),
+                buffer: Vec::with_capacity(1024),
+                sequence: 0,
+            }),
             name,
             prefix,
+            host,
             session,
             clock,
             shm,
             shm_threshold_bytes: transport.shm_threshold_bytes,
             next_entity: AtomicU64::new(1),
             watch: Mutex::new(WatchList::default()),
+            statuses: Arc::new(Statuses::default()),
+            faults: Arc::new(crate::fault::Faults::default()),
             watchdog_thread: Mutex::new(None),
             stopping: AtomicBool::new(false),
+            clock_errors: Mutex::new(RateLimited::default()),
         });
+        for command in &initial_faults {
+            let now = shared
+                .faults
+                .apply(command)
+                .map_err(|e| NodeError::Open(format!("fault from the launch file: {e}")))?;
+            tracing::warn!(node = %shared.name, "injected fault (launch file): {now}");
+            shared.report(MonitorEvent::KIND_FAULT_INJECTED, command.input.as_deref().unwrap_or(""), 0.0, 0.0, &now);
+        }
         let watchdog = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -210,38 +292,20 @@ impl Node {
                 .map_err(|e| NodeError::Open(format!("cannot start the watchdog thread: {e}")))?
         };
         *shared.watchdog_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(watchdog.thread().clone());
-        let faults = Arc::new(crate::fault::Faults::default());
-        for command in &initial_faults {
-            let now = faults.apply(command).map_err(|e| NodeError::Open(format!("fault from the launch file: {e}")))?;
-            tracing::warn!(node = %shared.name, "injected fault (launch file): {now}");
-            shared.report(MonitorEvent::KIND_FAULT_INJECTED, command.input.as_deref().unwrap_or(""), 0.0, 0.0, &now);
-        }
-        let fault_key = keys::fault_key(&shared.prefix, &shared.name);
-        let fault_subscriber = {
-            let session = shared.session.clone();
-            let (faults, shared) = (faults.clone(), Arc::downgrade(&shared));
-            session
-                .declare_subscriber(fault_key.clone())
-                .callback(move |sample| {
-                    let Some(shared) = shared.upgrade() else { return };
-                    match faults.apply_json(&sample.payload().to_bytes()) {
-                        Ok(now) => {
-                            tracing::warn!(node = %shared.name, "injected fault: {now}");
-                            shared.report(MonitorEvent::KIND_FAULT_INJECTED, "", 0.0, 0.0, &now);
-                        }
-                        Err(error) => tracing::warn!(node = %shared.name, "fault command refused: {error}"),
-                    }
-                })
-                .wait()
-                .map_err(|e| NodeError::Declare { what: "fault subscriber", key: fault_key, reason: e.to_string() })?
-        };
+        *shared.statuses.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = Some(watchdog.thread().clone());
+        let fault_subscriber = if fault_injection { Some(listen_for_faults(&shared)?) } else { None };
         let clock_subscriber = if use_sim_time { Some(follow_clock(&shared)?) } else { None };
-        tracing::info!(node = %shared.name, zid = %shared.session.zid(), shm = shared.shm.is_some(), "node up");
+        tracing::info!(
+            node = %shared.name,
+            zid = %shared.session.zid(),
+            shm = shared.shm.is_some(),
+            fault_injection,
+            "node up"
+        );
         Ok(Self {
             shared,
             watchdog: Some(watchdog),
             _liveliness: liveliness,
-            faults,
             _fault_subscriber: fault_subscriber,
             _clock_subscriber: clock_subscriber,
         })
@@ -256,9 +320,9 @@ impl Node {
         &self.shared.prefix
     }
 
-    /// Faults injected into this node at run time (see [`crate::fault`]).
+    /// Faults injected into this node (see [`crate::fault`]).
     pub fn faults(&self) -> &crate::fault::Faults {
-        &self.faults
+        &self.shared.faults
     }
 
     pub fn clock(&self) -> &Clock {
@@ -274,6 +338,16 @@ impl Node {
         keys::topic_key(&self.shared.prefix, topic)
     }
 
+    /// A handle that sets this node's own statuses in its health (see [`crate::health`]).
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle { statuses: self.shared.statuses.clone() }
+    }
+
+    /// Sets one of this node's statuses (WARN or ERROR until set back to OK).
+    pub fn set_status(&self, name: &str, level: Level, message: &str) {
+        self.status_handle().set(name, level, message);
+    }
+
     /// A typed publisher on `topic`.
     pub fn publisher<T: Message>(&self, topic: &str) -> Result<Publisher<T>, NodeError> {
         Ok(Publisher { out: self.outlet(topic, T::NAME)?, buffer: Vec::new(), shm_sent: 0, _type: PhantomData })
@@ -287,7 +361,7 @@ impl Node {
         let entity = self.shared.next_entity.fetch_add(1, Ordering::Relaxed);
         Ok(Outlet {
             inner,
-            _token: token,
+            _token: Some(token),
             key,
             gid: gid(&self.shared.session, entity),
             sequence: 0,
@@ -298,28 +372,42 @@ impl Node {
     /// A typed subscriber on `topic`. Call from the thread that will process it: arriving
     /// messages wake that thread (see [`Node::wait_for_input`]).
     pub fn subscriber<T: Message>(&self, topic: &str, options: InputOptions) -> Result<Subscriber<T>, NodeError> {
+        let token = self.endpoint_token(EndpointKind::Subscriber, topic, T::NAME)?;
+        self.subscribe(topic, options, Some(token))
+    }
+
+    /// The health of node `node` (see [`crate::health`]): the latest message only.
+    pub fn health_subscriber(&self, node: &str) -> Result<Subscriber<DiagnosticArray>, NodeError> {
+        let topic = keys::health_topic(node);
+        self.subscribe(&topic, InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest), None)
+    }
+
+    fn subscribe<T: Message>(
+        &self,
+        topic: &str,
+        options: InputOptions,
+        token: Option<zenoh::liveliness::LivelinessToken>,
+    ) -> Result<Subscriber<T>, NodeError> {
         let key = self.key(topic);
-        let now = self.shared.clock.now_ns();
-        let watch = Arc::new(InputWatch {
-            topic: topic.to_string(),
-            deadline_ns: options.deadline_ms.map_or(0, |ms| (ms * 1e6) as i64),
-            // The deadline is armed from the moment of subscription, not from the first message.
-            last_arrival_ns: AtomicI64::new(now),
-            missed: AtomicBool::new(false),
-        });
+        let watch = Arc::new(InputWatch::new(topic, options.deadline_ms, self.shared.clock.mono_ns()));
         let (writer, reader) = input_queue::<Incoming>(options.capacity, options.policy);
         let lost = Arc::new(AtomicU64::new(0));
         let writer = CallbackWriter::new(writer, lost.clone());
         let processing_thread = std::thread::current();
         let callback_watch = watch.clone();
         let clock = self.shared.clock.clone();
-        let fault = self.faults.register_input(topic);
+        let fault = self.shared.faults.register_input(topic);
         let callback_fault = fault.clone();
         let inner = self
             .shared
             .session
             .declare_subscriber(key.clone())
             .callback(move |sample: Sample| {
+                // A `delete` carries no message: it is nobody's news (and must not look like one).
+                if sample.kind() == SampleKind::Delete {
+                    callback_watch.trouble(Trouble::Rejected, clock.mono_ns());
+                    return;
+                }
                 // Injected faults act before anything else: a dropped message never arrived.
                 let mut replaced = None;
                 if callback_fault.is_active() {
@@ -328,20 +416,15 @@ impl Node {
                         crate::fault::Verdict::Deliver(bytes) => replaced = bytes,
                     }
                 }
-                let arrival_ns = clock.now_ns();
-                // Relaxed: the watchdog only compares times; no other data hangs off this store.
-                callback_watch.last_arrival_ns.store(arrival_ns, Ordering::Relaxed);
+                let (arrival_wall_ns, arrival_mono_ns) = clock.now_and_mono_ns();
                 let attachment = sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()));
-                writer.push(Incoming { sample, arrival_ns, attachment, replaced });
+                writer.push(Incoming { sample, arrival_mono_ns, arrival_wall_ns, attachment, replaced });
                 processing_thread.unpark();
             })
             .wait()
             .map_err(|e| NodeError::Declare { what: "subscriber", key: key.clone(), reason: e.to_string() })?;
-        let token = self.endpoint_token(EndpointKind::Subscriber, topic, T::NAME)?;
-        if watch.deadline_ns > 0 {
-            self.shared.watch.lock().unwrap_or_else(|p| p.into_inner()).inputs.push(watch.clone());
-            self.shared.wake_watchdog();
-        }
+        self.shared.watch.lock().unwrap_or_else(|p| p.into_inner()).inputs.push(watch.clone());
+        self.shared.wake_watchdog();
         Ok(Subscriber {
             _inner: inner,
             _token: token,
@@ -353,30 +436,41 @@ impl Node {
             gathered: Vec::new(),
             stats: InputStats::default(),
             reported_drops: 0,
+            troubling_drops: 0,
+            policy: options.policy,
+            decode_reports: RateLimited::default(),
             lost,
             shared: self.shared.clone(),
-            _watch: watch,
+            watch,
             fault,
             held: None,
+            last_key: String::new(),
         })
     }
 
     /// Watches `topic` for gaps longer than `deadline` without decoding anything (any type):
-    /// breaches and recoveries are reported like an input's. Kept while the handle lives.
+    /// breaches are in the node's health and reported as events like an input's. Only samples
+    /// that look like CDR count (a `put` with the encapsulation header). Kept while the handle
+    /// lives. Do not watch large topics (images) this way: each sample is reassembled here.
     pub fn watch_deadline(&self, topic: &str, deadline: Duration) -> Result<DeadlineWatch, NodeError> {
         let key = self.key(topic);
-        let watch = Arc::new(InputWatch {
-            topic: topic.to_string(),
-            deadline_ns: deadline.as_nanos() as i64,
-            last_arrival_ns: AtomicI64::new(self.shared.clock.now_ns()),
-            missed: AtomicBool::new(false),
-        });
+        let watch = Arc::new(InputWatch::new(topic, Some(deadline.as_secs_f64() * 1e3), self.shared.clock.mono_ns()));
         let (callback_watch, clock) = (watch.clone(), self.shared.clock.clone());
         let subscriber = self
             .shared
             .session
             .declare_subscriber(key.clone())
-            .callback(move |_sample: Sample| callback_watch.last_arrival_ns.store(clock.now_ns(), Ordering::Relaxed))
+            .callback(move |sample: Sample| {
+                let payload = sample.payload();
+                let looks_like_cdr = sample.kind() == SampleKind::Put
+                    && payload.len() >= 4
+                    && payload.slices().next().is_some_and(|first| first.starts_with(&[0, 1]));
+                if looks_like_cdr {
+                    callback_watch.fresh(clock.mono_ns());
+                } else {
+                    callback_watch.trouble(Trouble::Undecodable, clock.mono_ns());
+                }
+            })
             .wait()
             .map_err(|e| NodeError::Declare { what: "deadline watch", key, reason: e.to_string() })?;
         self.shared.watch.lock().unwrap_or_else(|p| p.into_inner()).inputs.push(watch.clone());
@@ -404,9 +498,10 @@ impl Node {
     pub fn budget(&self, name: &str, limit: Duration) -> Budget {
         let watch = Arc::new(BudgetWatch {
             name: name.to_string(),
-            limit_ns: limit.as_nanos() as i64,
+            limit_ns: i64::try_from(limit.as_nanos()).unwrap_or(i64::MAX),
             running_since_ns: AtomicI64::new(0),
             reported: AtomicBool::new(false),
+            last_overrun_ns: AtomicI64::new(i64::MIN),
         });
         self.shared.watch.lock().unwrap_or_else(|p| p.into_inner()).budgets.push(watch.clone());
         self.shared.wake_watchdog();
@@ -461,7 +556,74 @@ impl NodeShared {
         if let Err(error) = publisher.put(buffer.as_slice()).wait() {
             tracing::error!(%error, "cannot publish monitor event");
         }
+        drop(sink);
         tracing::warn!(node = %self.name, kind = event_kind_name(kind), topic, value_ms, limit_ms, detail, "monitor event");
+    }
+
+    /// The node's health now: one line per input, budget and status (see [`crate::health`]).
+    fn health_entries(&self, now_ns: i64) -> Vec<health::Entry> {
+        let recent = |at: i64| at != i64::MIN && now_ns.saturating_sub(at) <= TROUBLE_HOLD.as_nanos() as i64;
+        let mut entries = Vec::new();
+        {
+            let watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+            // Internal inputs (other nodes' health) are not this node's news.
+            for input in watch.inputs.iter().filter(|i| !i.topic.starts_with("/_")) {
+                let last = input.last_arrival_ns.load(Ordering::Relaxed);
+                let since_ms = now_ns.saturating_sub(last) as f64 / 1e6;
+                let trouble_at = input.last_trouble_ns.load(Ordering::Relaxed);
+                let (level, message) = if input.missed.load(Ordering::Relaxed) {
+                    (
+                        Level::Error,
+                        format!("no message for {since_ms:.0} ms (deadline {:.0} ms)", input.deadline_ns as f64 / 1e6),
+                    )
+                } else if recent(trouble_at) {
+                    let what = match input.trouble_kind.load(Ordering::Relaxed) {
+                        k if k == Trouble::Undecodable as u8 => "undecodable messages",
+                        k if k == Trouble::Dropped as u8 => "messages dropped or lost",
+                        _ => "messages rejected",
+                    };
+                    (Level::Warn, format!("{what} ({} so far)", input.troubles.load(Ordering::Relaxed)))
+                } else {
+                    (Level::Ok, "ok".to_string())
+                };
+                let mut values = vec![("since_last_ms".to_string(), format!("{since_ms:.1}"))];
+                if input.deadline_ns > 0 {
+                    values.push(("deadline_ms".into(), format!("{:.1}", input.deadline_ns as f64 / 1e6)));
+                }
+                entries.push(health::Entry { name: format!("input {}", input.topic), level, message, values });
+            }
+            for budget in &watch.budgets {
+                let running = budget.running_since_ns.load(Ordering::Acquire);
+                let over_now = running != 0 && now_ns.saturating_sub(running) > budget.limit_ns;
+                let (level, message) = if over_now || recent(budget.last_overrun_ns.load(Ordering::Relaxed)) {
+                    (Level::Warn, format!("over its budget of {:.1} ms", budget.limit_ns as f64 / 1e6))
+                } else {
+                    (Level::Ok, "ok".to_string())
+                };
+                entries.push(health::Entry { name: format!("budget {}", budget.name), level, message, values: vec![] });
+            }
+        }
+        if let Some(active) = self.faults.active() {
+            entries.push(health::Entry { name: "faults".into(), level: Level::Warn, message: active, values: vec![] });
+        }
+        for (name, level, message) in self.statuses.snapshot() {
+            entries.push(health::Entry { name, level, message, values: vec![] });
+        }
+        entries
+    }
+
+    fn publish_health(&self, now_ns: i64) {
+        let entries = self.health_entries(now_ns);
+        let stamp = self.clock.now();
+        let mut sink = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let HealthSink { publisher, message, buffer, sequence } = &mut *sink;
+        *sequence += 1;
+        health::compose(&self.name, &self.host, std::process::id(), *sequence, &entries, message);
+        message.header.stamp = stamp;
+        encode_into(&*message, buffer);
+        if let Err(error) = publisher.put(buffer.as_slice()).wait() {
+            tracing::error!(%error, "cannot publish the node's health");
+        }
     }
 }
 
@@ -474,13 +636,40 @@ pub fn event_kind_name(kind: u8) -> &'static str {
         MonitorEvent::KIND_CALLBACK_FAILED => "callback_failed",
         MonitorEvent::KIND_RECOVERED => "recovered",
         MonitorEvent::KIND_FAULT_INJECTED => "fault_injected",
+        MonitorEvent::KIND_INPUT_REJECTED => "input_rejected",
         _ => "unknown",
     }
 }
 
+/// Takes fault commands at run time on the node's fault key (only when the launch enables it).
+fn listen_for_faults(shared: &Arc<NodeShared>) -> Result<zenoh::pubsub::Subscriber<()>, NodeError> {
+    let fault_key = keys::fault_key(&shared.prefix, &shared.name);
+    let weak = Arc::downgrade(shared);
+    tracing::warn!(node = %shared.name, key = %fault_key, "fault injection is on");
+    shared
+        .session
+        .declare_subscriber(fault_key.clone())
+        .callback(move |sample| {
+            let Some(shared) = weak.upgrade() else { return };
+            if sample.kind() == SampleKind::Delete {
+                return;
+            }
+            match shared.faults.apply_json(&sample.payload().to_bytes()) {
+                Ok(now) => {
+                    tracing::warn!(node = %shared.name, "injected fault: {now}");
+                    shared.report(MonitorEvent::KIND_FAULT_INJECTED, "", 0.0, 0.0, &now);
+                    shared.wake_watchdog();
+                }
+                Err(error) => tracing::warn!(node = %shared.name, "fault command refused: {error}"),
+            }
+        })
+        .wait()
+        .map_err(|e| NodeError::Declare { what: "fault subscriber", key: fault_key, reason: e.to_string() })
+}
+
 /// Moves the node's simulation clock to every `rosgraph_msgs/Clock` on `/clock` (never back:
-/// a late or repeated message is harmless). A message that does not decode is reported once
-/// per occurrence and ignored.
+/// a late or repeated message is harmless). Messages that do not decode are counted and
+/// reported at most once a second.
 fn follow_clock(shared: &Arc<NodeShared>) -> Result<zenoh::pubsub::Subscriber<()>, NodeError> {
     let key = keys::topic_key(&shared.prefix, topics::CLOCK);
     let weak = Arc::downgrade(shared);
@@ -489,15 +678,28 @@ fn follow_clock(shared: &Arc<NodeShared>) -> Result<zenoh::pubsub::Subscriber<()
         .declare_subscriber(key.clone())
         .callback(move |sample| {
             let Some(shared) = weak.upgrade() else { return };
+            if sample.kind() == SampleKind::Delete {
+                return;
+            }
             match reflex_msgs::decode::<reflex_msgs::rosgraph_msgs::Clock>(&sample.payload().to_bytes()) {
                 Ok(message) => shared.clock.set_ns(message.clock.as_nanos()),
                 Err(error) => {
-                    shared.report(MonitorEvent::KIND_DECODE_ERROR, topics::CLOCK, 0.0, 0.0, &error.to_string())
+                    let due = shared.clock_errors.lock().unwrap_or_else(|p| p.into_inner()).count(monotonic_now());
+                    if let Some(count) = due {
+                        let detail = format!("{error} ({count} so far)");
+                        shared.report(MonitorEvent::KIND_DECODE_ERROR, topics::CLOCK, count as f64, 0.0, &detail)
+                    }
                 }
             }
         })
         .wait()
         .map_err(|e| NodeError::Declare { what: "clock subscriber", key, reason: e.to_string() })
+}
+
+/// Wall-independent time for rate limits on the network thread (the node's clock may be a
+/// simulation clock that stands still).
+fn monotonic_now() -> i64 {
+    crate::clock::monotonic_ns()
 }
 
 fn declare_publisher(session: &zenoh::Session, key: &str) -> Result<zenoh::pubsub::Publisher<'static>, NodeError> {
@@ -541,7 +743,7 @@ pub struct Publisher<T: Message> {
 /// attachment (sequence number, send time, publisher id) put on every message.
 struct Outlet {
     inner: zenoh::pubsub::Publisher<'static>,
-    _token: zenoh::liveliness::LivelinessToken,
+    _token: Option<zenoh::liveliness::LivelinessToken>,
     key: String,
     gid: [u8; 16],
     sequence: i64,
@@ -550,7 +752,7 @@ struct Outlet {
 
 impl Outlet {
     fn put(&mut self, payload: ZBytes) -> Result<(), NodeError> {
-        self.sequence += 1;
+        self.sequence = self.sequence.wrapping_add(1);
         let attachment =
             Attachment { sequence: self.sequence, source_timestamp_ns: self.shared.clock.now_ns(), gid: self.gid }
                 .encode();
@@ -631,7 +833,10 @@ struct Incoming {
     sample: Sample,
     /// Bytes an injected fault put in place of the payload (a frozen or corrupted copy).
     replaced: Option<Vec<u8>>,
-    arrival_ns: i64,
+    /// Arrival on the duration clock (deadlines, queueing, freshness) ...
+    arrival_mono_ns: i64,
+    /// ... and on the stamp clock (transit from the publisher's send time).
+    arrival_wall_ns: i64,
     /// Decoded once, in the callback (the sequence check needs it there).
     attachment: Option<Attachment>,
 }
@@ -640,11 +845,12 @@ struct Incoming {
 /// sequence check that counts messages lost before they reached us.
 ///
 /// zenoh runs a subscriber's callback on its receive tasks: serially for one link, but calls
-/// from two links may overlap. A flag serializes them; the guarded section is one ring push,
-/// which never waits for the reader, so the wait for the flag is a few nanoseconds at most.
+/// from two links may overlap. A mutex serializes them; the guarded section is one ring push,
+/// which never waits for the reader. (A spin flag did this before: under real-time priorities a
+/// spinner could starve the holder on its core, and a panic while holding it left the input
+/// dead; a poisoned mutex is simply taken over.)
 struct CallbackWriter {
-    busy: AtomicBool,
-    state: UnsafeCell<CallbackState>,
+    state: Mutex<CallbackState>,
     /// Messages missing from a publisher's sequence (read by the subscriber for its stats).
     lost: Arc<AtomicU64>,
 }
@@ -656,34 +862,26 @@ struct CallbackState {
     last: Option<([u8; 16], i64)>,
 }
 
-// SAFETY: the state is only reached through `push`, which holds `busy` exclusively.
-unsafe impl Sync for CallbackWriter {}
-
 impl CallbackWriter {
     fn new(writer: QueueWriter<Incoming>, lost: Arc<AtomicU64>) -> Self {
-        Self { busy: AtomicBool::new(false), state: UnsafeCell::new(CallbackState { writer, last: None }), lost }
+        Self { state: Mutex::new(CallbackState { writer, last: None }), lost }
     }
 
     fn push(&self, item: Incoming) {
         let publisher = item.attachment.map(|a| (a.gid, a.sequence));
-        // Acquire pairs with the Release below: the previous holder's writes to the state are
-        // visible before we touch it.
-        while self.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            std::hint::spin_loop();
-        }
-        // SAFETY: `busy` is ours, so no other reference to the state exists.
-        let state = unsafe { &mut *self.state.get() };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let (Some((gid, sequence)), Some((last_gid, last_sequence))) = (publisher, state.last) {
-            if gid == last_gid && sequence > last_sequence + 1 {
+            // Sequences come from the network: no arithmetic on them may overflow.
+            let gap = sequence.saturating_sub(last_sequence).saturating_sub(1);
+            if gid == last_gid && gap > 0 {
                 // Relaxed: a counter read for reporting only.
-                self.lost.fetch_add((sequence - last_sequence - 1) as u64, Ordering::Relaxed);
+                self.lost.fetch_add(gap as u64, Ordering::Relaxed);
             }
         }
         if publisher.is_some() {
             state.last = publisher;
         }
         state.writer.push(item);
-        self.busy.store(false, Ordering::Release);
     }
 }
 
@@ -691,9 +889,14 @@ impl CallbackWriter {
 /// (`M` = a borrowed view), with its timing.
 pub struct Received<M> {
     pub message: M,
-    /// Now minus `header.stamp` (capture time): the end-to-end age so far. `None` when the
-    /// type has no header or the stamp is zero.
+    /// Now minus `header.stamp` (capture time) on the stamp clock: the end-to-end age so far.
+    /// `None` when the type has no header or the stamp is zero.
     pub age_ns: Option<i64>,
+    /// False when the wall clock stepped within [`STEP_SETTLE`]: the stamp may be from before
+    /// the step, and its age means nothing.
+    pub age_trusted: bool,
+    /// When the message arrived at this node, on the duration clock (monotonic or sim).
+    pub arrival_mono_ns: i64,
     /// Arrival at this node minus the publisher's send time: the transport hop.
     pub transit_ns: Option<i64>,
     pub sequence: Option<i64>,
@@ -703,10 +906,17 @@ pub struct Received<M> {
     pub shared_memory: bool,
 }
 
+impl<M> Received<M> {
+    /// The age since capture when it can be trusted (a stamp, and no recent clock step).
+    pub fn trusted_age_ns(&self) -> Option<i64> {
+        self.age_ns.filter(|_| self.age_trusted)
+    }
+}
+
 /// A typed subscriber. `recv` decodes into one message it owns and reuses.
 pub struct Subscriber<T: Message> {
     _inner: zenoh::pubsub::Subscriber<()>,
-    _token: zenoh::liveliness::LivelinessToken,
+    _token: Option<zenoh::liveliness::LivelinessToken>,
     key: String,
     topic: String,
     reader: QueueReader<Incoming>,
@@ -716,20 +926,28 @@ pub struct Subscriber<T: Message> {
     gathered: Vec<u8>,
     stats: InputStats,
     reported_drops: u64,
+    /// Drops that are trouble (see `report_drops`), last seen.
+    troubling_drops: u64,
+    policy: OverflowPolicy,
+    decode_reports: RateLimited,
     /// Sequence gaps counted by the callback.
     lost: Arc<AtomicU64>,
     shared: Arc<NodeShared>,
-    _watch: Arc<InputWatch>,
+    watch: Arc<InputWatch>,
     /// Injected faults of this input, and a message an injected delay holds back.
     fault: Arc<crate::fault::InputFault>,
     held: Option<Incoming>,
+    /// The key of the last message taken (for wildcard subscriptions).
+    last_key: String,
 }
 
 impl<T: Message> Subscriber<T> {
-    /// The next message, decoded, or `None` when the queue is empty. Messages that fail to
-    /// decode are counted, reported as monitor events, and skipped.
+    /// The next message, decoded, or `None` when there is none to take now. Messages that
+    /// fail to decode are counted, reported (at most once a second, with the count) and
+    /// skipped; after [`MAX_SKIPPED_PER_RECV`] of them in one call it returns `None`, so a
+    /// flood of garbage cannot hold the caller here.
     pub fn recv(&mut self) -> Option<Received<&T>> {
-        loop {
+        for _ in 0..MAX_SKIPPED_PER_RECV {
             self.report_drops();
             let incoming = self.next_incoming()?;
             let payload = incoming.sample.payload();
@@ -739,21 +957,16 @@ impl<T: Message> Subscriber<T> {
                 None => decode_payload(payload, &mut self.message),
             };
             if let Err(error) = result {
-                self.stats.decode_errors += 1;
-                // Formatting allocates, but only on this error path.
-                let detail = error.to_string();
-                self.shared.report(
-                    MonitorEvent::KIND_DECODE_ERROR,
-                    &self.topic,
-                    self.stats.decode_errors as f64,
-                    0.0,
-                    &detail,
-                );
+                self.decode_failed(&error);
                 continue;
             }
+            self.watch.fresh(incoming.arrival_mono_ns);
+            self.last_key.clear();
+            self.last_key.push_str(incoming.sample.key_expr().as_str());
             let stamp = self.message.header().map(|h: &Header| h.stamp);
             return Some(received(&self.message, &incoming, stamp, shared_memory, &self.shared.clock, &mut self.stats));
         }
+        None
     }
 
     /// The next message decoded as a borrowed view `V` (e.g. `sensor_msgs::ImageView`) that
@@ -767,7 +980,7 @@ impl<T: Message> Subscriber<T> {
         self.report_drops();
         let incoming = self.next_incoming()?;
         // Split borrows: the view borrows `current`/`gathered` while stats are updated.
-        let Self { current, gathered, stats, shared, topic, .. } = self;
+        let Self { current, gathered, stats, shared, topic, watch, decode_reports, .. } = self;
         let incoming: &'s Incoming = current.insert(incoming);
         let payload = incoming.sample.payload();
         let shared_memory = payload.as_shm().is_some();
@@ -782,21 +995,25 @@ impl<T: Message> Subscriber<T> {
         };
         match reflex_msgs::decode::<V>(bytes) {
             Ok(view) => {
+                watch.fresh(incoming.arrival_mono_ns);
                 let stamp = Some(view.stamp());
                 Some(Ok(received(view, incoming, stamp, shared_memory, &shared.clock, stats)))
             }
             Err(error) => {
-                stats.decode_errors += 1;
-                shared.report(
-                    MonitorEvent::KIND_DECODE_ERROR,
-                    topic,
-                    stats.decode_errors as f64,
-                    0.0,
-                    &error.to_string(),
-                );
+                decode_failed(shared, watch, decode_reports, stats, topic, &error);
                 Some(Err(error))
             }
         }
+    }
+
+    fn decode_failed(&mut self, error: &DecodeError) {
+        decode_failed(&self.shared, &self.watch, &mut self.decode_reports, &mut self.stats, &self.topic, error);
+    }
+
+    /// Marks a message this node took but refused (a value out of range, a stamp from the
+    /// future): counted with the input's troubles, so the node's health shows it.
+    pub fn reject(&mut self) {
+        self.watch.trouble(Trouble::Rejected, self.shared.clock.mono_ns());
     }
 
     /// The next message the node may take: the queue's next, unless an injected delay still
@@ -807,7 +1024,7 @@ impl<T: Message> Subscriber<T> {
             None => self.reader.pop()?,
         };
         let delay_ns = self.fault.delay().as_nanos() as i64;
-        if delay_ns > 0 && incoming.arrival_ns + delay_ns > self.shared.clock.now_ns() {
+        if delay_ns > 0 && incoming.arrival_mono_ns.saturating_add(delay_ns) > self.shared.clock.mono_ns() {
             self.held = Some(incoming);
             return None;
         }
@@ -821,6 +1038,14 @@ impl<T: Message> Subscriber<T> {
         self.stats.dropped = self.reader.dropped();
         self.stats.lost_in_transport = self.lost.load(Ordering::Relaxed);
         let lost = self.stats.dropped + self.stats.lost_in_transport;
+        // Drops by a latest-wins queue are its policy, not trouble; messages lost before
+        // arrival, or a backlog that overflows, are.
+        let troubling = self.stats.lost_in_transport
+            + if self.policy == OverflowPolicy::DropNewest { self.stats.dropped } else { 0 };
+        if troubling > self.troubling_drops {
+            self.watch.trouble(Trouble::Dropped, self.shared.clock.mono_ns());
+            self.troubling_drops = troubling;
+        }
         if lost >= self.reported_drops.saturating_mul(2).max(self.reported_drops + 1) {
             let detail = format!(
                 "{} dropped by the input queue, {} lost before arrival",
@@ -848,6 +1073,30 @@ impl<T: Message> Subscriber<T> {
     pub fn key(&self) -> &str {
         &self.key
     }
+
+    /// The key of the last message taken (differs from [`Subscriber::key`] for wildcards).
+    pub fn last_key(&self) -> &str {
+        &self.last_key
+    }
+}
+
+/// Counts an undecodable message and reports it, at most once a period with the count.
+fn decode_failed(
+    shared: &NodeShared,
+    watch: &InputWatch,
+    reports: &mut RateLimited,
+    stats: &mut InputStats,
+    topic: &str,
+    error: &DecodeError,
+) {
+    stats.decode_errors += 1;
+    let now = shared.clock.mono_ns();
+    watch.trouble(Trouble::Undecodable, now);
+    if let Some(count) = reports.count(monotonic_now()) {
+        // Formatting allocates, but only on this error path, and at most once a second.
+        let detail = format!("{error} ({count} so far)");
+        shared.report(MonitorEvent::KIND_DECODE_ERROR, topic, count as f64, 0.0, &detail);
+    }
 }
 
 /// Timing bookkeeping shared by `recv` and `recv_view`.
@@ -859,14 +1108,22 @@ fn received<M>(
     clock: &Clock,
     stats: &mut InputStats,
 ) -> Received<M> {
-    let now = clock.now_ns();
+    let (now, now_mono) = clock.now_and_mono_ns();
     let attachment = incoming.attachment;
-    let transit_ns = attachment.map(|a| incoming.arrival_ns - a.source_timestamp_ns);
-    let age_ns = stamp.filter(|s| !s.is_zero()).map(|s| now - s.as_nanos());
-    stats.record(age_ns, transit_ns, now - incoming.arrival_ns, shared_memory);
+    let transit_ns = attachment.map(|a| incoming.arrival_wall_ns.saturating_sub(a.source_timestamp_ns));
+    let age_ns = stamp.filter(|s| !s.is_zero()).map(|s| now.saturating_sub(s.as_nanos()));
+    let age_trusted = !clock.stepped_within(STEP_SETTLE);
+    stats.record(
+        age_ns.filter(|_| age_trusted),
+        transit_ns,
+        now_mono.saturating_sub(incoming.arrival_mono_ns),
+        shared_memory,
+    );
     Received {
         message,
         age_ns,
+        age_trusted,
+        arrival_mono_ns: incoming.arrival_mono_ns,
         transit_ns,
         sequence: attachment.map(|a| a.sequence),
         source_timestamp_ns: attachment.map(|a| a.source_timestamp_ns),
@@ -886,20 +1143,64 @@ pub struct DeadlineWatch {
     _watch: Arc<InputWatch>,
 }
 
+/// What went wrong with an input's messages lately (for its line in the node's health).
+#[derive(Clone, Copy)]
+enum Trouble {
+    Undecodable = 1,
+    Dropped = 2,
+    Rejected = 3,
+}
+
 struct InputWatch {
     topic: String,
+    /// 0: no deadline.
     deadline_ns: i64,
+    /// Duration-clock arrival of the last message that decoded (armed at subscription).
     last_arrival_ns: AtomicI64,
     missed: AtomicBool,
+    /// Duration-clock time of the last undecodable, rejected or dropped message (`i64::MIN`:
+    /// none), what it was, and how many there were in all.
+    last_trouble_ns: AtomicI64,
+    trouble_kind: AtomicU8,
+    troubles: AtomicU64,
+}
+
+impl InputWatch {
+    fn new(topic: &str, deadline_ms: Option<f64>, now_ns: i64) -> Self {
+        Self {
+            topic: topic.to_string(),
+            deadline_ns: deadline_ms.map_or(0, |ms| (ms * 1e6).clamp(0.0, i64::MAX as f64) as i64),
+            // The deadline is armed from the moment of subscription, not from the first message.
+            last_arrival_ns: AtomicI64::new(now_ns),
+            missed: AtomicBool::new(false),
+            last_trouble_ns: AtomicI64::new(i64::MIN),
+            trouble_kind: AtomicU8::new(0),
+            troubles: AtomicU64::new(0),
+        }
+    }
+
+    /// A message that counts arrived at `at_ns`.
+    fn fresh(&self, at_ns: i64) {
+        // Relaxed: the watchdog only compares times; no other data hangs off this store.
+        self.last_arrival_ns.fetch_max(at_ns, Ordering::Relaxed);
+    }
+
+    fn trouble(&self, kind: Trouble, at_ns: i64) {
+        self.trouble_kind.store(kind as u8, Ordering::Relaxed);
+        self.troubles.fetch_add(1, Ordering::Relaxed);
+        self.last_trouble_ns.store(at_ns, Ordering::Relaxed);
+    }
 }
 
 struct BudgetWatch {
     name: String,
     limit_ns: i64,
-    /// Start of the run in progress; 0 when idle.
+    /// Start of the run in progress (duration clock); 0 when idle.
     running_since_ns: AtomicI64,
     /// The run in progress was already reported.
     reported: AtomicBool,
+    /// When the last overrun ended or was seen (`i64::MIN`: never).
+    last_overrun_ns: AtomicI64,
 }
 
 /// An execution budget for one callback (see [`Node::budget`]).
@@ -914,17 +1215,19 @@ pub struct Budget {
 impl Budget {
     /// Runs `callback`, measuring it against the budget.
     pub fn run<R>(&mut self, callback: impl FnOnce() -> R) -> R {
-        let start = self.shared.clock.now_ns();
+        let start = self.shared.clock.mono_ns();
         self.watch.reported.store(false, Ordering::Relaxed);
         // Release: the watchdog that reads a non-zero start also sees `reported` cleared.
         self.watch.running_since_ns.store(start.max(1), Ordering::Release);
         let result = callback();
         self.watch.running_since_ns.store(0, Ordering::Release);
-        let elapsed = self.shared.clock.now_ns() - start;
+        let end = self.shared.clock.mono_ns();
+        let elapsed = end.saturating_sub(start);
         self.runs += 1;
         self.run_time.record_ns(elapsed);
         if elapsed > self.watch.limit_ns {
             self.overruns += 1;
+            self.watch.last_overrun_ns.store(end, Ordering::Relaxed);
             // The watchdog may already have reported this run while it was still going.
             if !self.watch.reported.swap(true, Ordering::AcqRel) {
                 self.shared.report(
@@ -952,31 +1255,48 @@ impl Budget {
     }
 }
 
-/// Checks deadlines and running budgets at the moment they expire, on the node's clock.
+/// Checks deadlines and running budgets at the moment they expire, on the node's duration
+/// clock, and publishes the node's health every [`HEALTH_PERIOD`] and at once on a change.
 fn watchdog(shared: &NodeShared) {
+    let period = HEALTH_PERIOD.as_nanos() as i64;
+    let mut next_health = i64::MIN;
+    let mut seen_status_changes = u64::MAX;
+    let mut previous_trouble = false;
     while !shared.stopping.load(Ordering::Acquire) {
-        let now = shared.clock.now_ns();
-        let mut next_check = now + WATCHDOG_BACKSTOP.as_nanos() as i64;
+        // Reading the stamp clock too is how a step of the wall clock gets noticed.
+        let (_, now) = shared.clock.now_and_mono_ns();
+        let mut next_check = now.saturating_add(WATCHDOG_BACKSTOP.as_nanos() as i64);
+        let mut changed = false;
+        let mut trouble = false;
         {
             let mut watch = shared.watch.lock().unwrap_or_else(|p| p.into_inner());
             // Entries only the list still holds belong to dropped subscribers and budgets.
             watch.inputs.retain(|input| Arc::strong_count(input) > 1);
             watch.budgets.retain(|budget| Arc::strong_count(budget) > 1);
             for input in &watch.inputs {
+                let trouble_at = input.last_trouble_ns.load(Ordering::Relaxed);
+                if trouble_at != i64::MIN && now.saturating_sub(trouble_at) <= TROUBLE_HOLD.as_nanos() as i64 {
+                    trouble = true;
+                }
+                if input.deadline_ns == 0 {
+                    continue;
+                }
                 let last = input.last_arrival_ns.load(Ordering::Relaxed);
                 let expiry = last.saturating_add(input.deadline_ns);
                 if now >= expiry {
                     if !input.missed.swap(true, Ordering::Relaxed) {
+                        changed = true;
                         shared.report(
                             MonitorEvent::KIND_DEADLINE_MISSED,
                             &input.topic,
-                            (now - last) as f64 / 1e6,
+                            now.saturating_sub(last) as f64 / 1e6,
                             input.deadline_ns as f64 / 1e6,
                             "no message within the deadline",
                         );
                     }
                 } else {
                     if input.missed.swap(false, Ordering::Relaxed) {
+                        changed = true;
                         shared.report(
                             MonitorEvent::KIND_RECOVERED,
                             &input.topic,
@@ -989,6 +1309,10 @@ fn watchdog(shared: &NodeShared) {
                 }
             }
             for budget in &watch.budgets {
+                let overrun_at = budget.last_overrun_ns.load(Ordering::Relaxed);
+                if overrun_at != i64::MIN && now.saturating_sub(overrun_at) <= TROUBLE_HOLD.as_nanos() as i64 {
+                    trouble = true;
+                }
                 // Acquire pairs with the Release in `Budget::run`.
                 let since = budget.running_since_ns.load(Ordering::Acquire);
                 if since == 0 {
@@ -997,23 +1321,39 @@ fn watchdog(shared: &NodeShared) {
                 let expiry = since.saturating_add(budget.limit_ns);
                 if now > expiry {
                     if !budget.reported.swap(true, Ordering::AcqRel) {
+                        changed = true;
+                        budget.last_overrun_ns.store(now, Ordering::Relaxed);
                         shared.report(
                             MonitorEvent::KIND_BUDGET_OVERRUN,
                             &budget.name,
-                            (now - since) as f64 / 1e6,
+                            now.saturating_sub(since) as f64 / 1e6,
                             budget.limit_ns as f64 / 1e6,
                             "callback still running past its budget",
                         );
                     }
                 } else {
-                    next_check = next_check.min(expiry + 1);
+                    next_check = next_check.min(expiry.saturating_add(1));
                 }
             }
         }
+        let status_changes = shared.statuses.changes.load(Ordering::Acquire);
+        if status_changes != seen_status_changes {
+            seen_status_changes = status_changes;
+            changed = true;
+        }
+        if trouble && !previous_trouble {
+            changed = true;
+        }
+        previous_trouble = trouble;
+        if changed || now >= next_health {
+            shared.publish_health(now);
+            next_health = now.saturating_add(period);
+        }
+        next_check = next_check.min(next_health);
         if shared.clock.is_sim() {
             shared.clock.sleep_until(next_check, WATCHDOG_BACKSTOP);
         } else {
-            let left = next_check - shared.clock.now_ns();
+            let left = next_check.saturating_sub(shared.clock.mono_ns());
             if left > 0 {
                 std::thread::park_timeout(Duration::from_nanos(left as u64));
             }
@@ -1035,6 +1375,7 @@ pub struct RawSample<'a> {
     pub key: &'a str,
     pub payload: &'a [u8],
     pub attachment: Option<Attachment>,
+    /// Arrival on the stamp clock (a recording's log time).
     pub arrival_ns: i64,
 }
 
@@ -1052,7 +1393,7 @@ impl Node {
 
     /// Calls `callback` on zenoh's receive task for every message on `topic` (a topic name,
     /// or a key expression with `*`/`**` relative to the prefix). The callback must not block:
-    /// copy the bytes out and return.
+    /// copy the bytes out and return. `delete`s are not messages and are not passed on.
     pub fn raw_subscriber(
         &self,
         topic: &str,
@@ -1067,6 +1408,9 @@ impl Node {
             .session
             .declare_subscriber(key.clone())
             .callback(move |sample| {
+                if sample.kind() == SampleKind::Delete {
+                    return;
+                }
                 let arrival_ns = clock.now_ns();
                 let attachment = sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()));
                 let payload = sample.payload().to_bytes();

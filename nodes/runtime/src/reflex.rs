@@ -47,9 +47,15 @@ use std::time::Duration;
 pub struct ReflexContext<'a> {
     /// The reflex's name (its budget and events carry it).
     pub name: &'a str,
-    /// The node's clock when the call started, ns.
+    /// The node's stamp clock (wall or sim) when the call started, ns.
     pub now_ns: i64,
-    /// Age of the input since capture (now − `header.stamp`), when the input has a stamp.
+    /// The node's duration clock (monotonic or sim) when the call started, ns: use it for
+    /// anything measured between calls.
+    pub now_mono_ns: i64,
+    /// When the input arrived, on the duration clock.
+    pub arrival_mono_ns: i64,
+    /// Age of the input since capture (now − `header.stamp`), when the input has a stamp and
+    /// no step of the wall clock makes it meaningless.
     pub input_age_ns: Option<i64>,
 }
 
@@ -97,12 +103,19 @@ pub fn run_reflex<R: Reflex>(
     let mut report = ReflexReport::default();
     while !shutdown.is_requested() {
         node.wait_for_input(Duration::from_millis(5));
-        while let Some(received) = input.recv() {
+        for _ in 0..crate::DRAIN_LIMIT {
+            let Some(received) = input.recv() else { break };
             if report.failure.is_some() {
                 continue; // keep draining so the queue does not report drops for a dead reflex
             }
-            let context =
-                ReflexContext { name: &options.name, now_ns: node.clock().now_ns(), input_age_ns: received.age_ns };
+            let (now_ns, now_mono_ns) = node.clock().now_and_mono_ns();
+            let context = ReflexContext {
+                name: &options.name,
+                now_ns,
+                now_mono_ns,
+                arrival_mono_ns: received.arrival_mono_ns,
+                input_age_ns: received.trusted_age_ns(),
+            };
             let message = received.message;
             let stall = node.faults().stall();
             let outcome = budget.run(|| {
@@ -121,6 +134,8 @@ pub fn run_reflex<R: Reflex>(
                 Err(panic) => {
                     let text = panic_text(panic.as_ref());
                     node.report(MonitorEvent::KIND_CALLBACK_FAILED, &options.name, report.calls as f64, 0.0, &text);
+                    // A state, not only an event: the node's health says so until it restarts.
+                    node.set_status(&format!("reflex {}", options.name), crate::Level::Error, &text);
                     tracing::error!(reflex = %options.name, panic = %text, "reflex panicked; it is disabled");
                     report.failure = Some(text);
                 }

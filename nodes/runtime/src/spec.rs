@@ -96,6 +96,13 @@ pub struct NodeSpec {
     /// Faults injected from the start (see [`crate::fault`]), applied in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<crate::fault::FaultCommand>,
+    /// Take fault commands at run time on the node's fault key (a bench's launch file turns
+    /// this on with `fault_injection:`; off in products).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fault_injection: bool,
+    /// Lock the process's memory (`mlockall`) at start, so the hot path never page-faults.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lock_memory: bool,
 }
 
 impl NodeSpec {

@@ -1,5 +1,6 @@
-//! A periodic timer on the node's clock: `wait` sleeps until the next tick and says how late it
-//! woke, so a node can tell a missed period from a punctual one.
+//! A periodic timer on the node's duration clock (monotonic, or simulation time): `wait` sleeps
+//! until the next tick and says how late it woke, so a node can tell a missed period from a
+//! punctual one. A step of the wall clock does not stop or rush it.
 
 use crate::clock::Clock;
 use std::time::Duration;
@@ -11,7 +12,7 @@ pub struct Timer {
     missed_ticks: u64,
 }
 
-/// One tick: when it was due and how late it came.
+/// One tick: when it was due (duration time) and how late it came.
 #[derive(Debug, Clone, Copy)]
 pub struct Tick {
     pub due_ns: i64,
@@ -21,7 +22,7 @@ pub struct Tick {
 impl Timer {
     pub fn new(clock: Clock, period: Duration) -> Self {
         let period_ns = (period.as_nanos() as i64).max(1);
-        let next_ns = clock.now_ns() + period_ns;
+        let next_ns = clock.mono_ns() + period_ns;
         Self { clock, period_ns, next_ns, missed_ticks: 0 }
     }
 
@@ -31,7 +32,7 @@ impl Timer {
         if !self.clock.sleep_until(self.next_ns, max_wait) {
             return None;
         }
-        let now = self.clock.now_ns();
+        let now = self.clock.mono_ns();
         let due_ns = self.next_ns;
         let behind = (now - due_ns) / self.period_ns;
         self.missed_ticks += behind as u64;

@@ -71,7 +71,17 @@ pub struct TransportConfig {
     /// Certificates for `tls/...` endpoints (the off-vehicle link).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
+    /// Largest message a session accepts from a link, bytes; larger ones are dropped (the link
+    /// stays up), so nobody can make a node reassemble a gigabyte.
+    pub max_message_size: usize,
+    /// This session is the launcher's: with access control or a gateway only it may hold the
+    /// rendezvous (and route); every other session is a client and never tries.
+    #[serde(skip)]
+    pub launcher: bool,
 }
+
+/// The default `max_message_size`: a 1920x1080 rgb8 frame is 6.2 MB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
 /// TLS for `tls/HOST:PORT` endpoints in `listen`/`connect`/`gateway`: the CA that signs the peers'
 /// certificates, this side's certificate and key (PEM files), and mutual TLS (the listener
@@ -119,72 +129,208 @@ impl Tls {
     }
 }
 
-/// Who a session is, who may talk to it, and who may publish on the guarded keys.
+/// Who a session is, and (for the launcher's router) who may talk to it and write what.
 ///
-/// Every session authenticates with zenoh's user/password scheme: it presents `user` and the
-/// password in `password_file`, and the accepting side refuses anyone not in `dictionary_file`
-/// (`user:password` lines), so a process without credentials cannot connect at all. zenoh's
-/// scheme tells only the *accepting* side of a link who the other is, so with security on, the
-/// rendezvous holder (the launcher) opens as a zenoh **router** and every other session as a
-/// **client** of it: the router accepts every link, knows every sender, and its access control
-/// denies at ingress every `put` on a guarded topic from any user but the ones allowed for it.
-/// A node with valid credentials still cannot command the brakes unless it is the arbiter.
-/// Passwords travel in files (mode 0600), never on command lines.
+/// Every session authenticates with zenoh's user/password scheme: it presents `user` and its
+/// password, and the accepting side refuses anyone not in `dictionary_file` (`user:password`
+/// lines), so a process without credentials cannot connect at all. zenoh's scheme tells only
+/// the *accepting* side of a link who the other is, so with security on, the rendezvous holder
+/// (the launcher) opens as a zenoh **router** and every other session as a **client** of it:
+/// the router accepts every link, knows every sender, and enforces [`Acl`] at ingress. Only the
+/// router needs the dictionary and the rules; a node gets its password through a pipe the
+/// launcher wrote it into (`password_fd`), so no node can read another node's password from a
+/// file. Processes outside the launch read theirs from `password_file` (mode 0600).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Security {
     pub user: String,
-    pub password_file: std::path::PathBuf,
-    pub dictionary_file: std::path::PathBuf,
-    /// Topic → the users allowed to publish on it.
-    pub guarded: std::collections::BTreeMap<String, Vec<String>>,
-    /// Every user of the system (the ones denied a guarded topic are the others); empty: the
-    /// users of the dictionary file.
-    pub users: Vec<String>,
+    /// A file holding the password (processes outside the launch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<std::path::PathBuf>,
+    /// An inherited pipe holding the password (nodes the launcher starts); read once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_fd: Option<i32>,
+    /// The router's dictionary (`user:password` lines): only the launcher's session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dictionary_file: Option<std::path::PathBuf>,
+    /// The rules the router enforces: only the launcher's session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
+    /// The password once read (never serialized).
+    #[serde(skip)]
+    password: Option<String>,
+}
+
+/// Least privilege on the bus, derived from the launch graph: every topic may be written
+/// (`put` and `delete`) only by the nodes that declare it as an output (or by the users named
+/// for it), each node may state its own health and declare its own liveliness and endpoint
+/// tokens only, fault commands come only from the named bench users, and everyone may read.
+/// Anything not allowed is denied at the router's ingress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Acl {
+    /// Topic → the users that may write it.
+    pub publishers: std::collections::BTreeMap<String, Vec<String>>,
+    /// The launch's nodes (each is a user of its own name).
+    pub nodes: Vec<String>,
+    /// Users outside the launch (a bench, a simulator, a tool); their nodes' names start with
+    /// the user's name (`bench-plant`).
+    pub external: Vec<String>,
+    /// Users that may send fault commands (`<prefix>/_fault/**`).
+    pub fault_injectors: Vec<String>,
+}
+
+impl Acl {
+    /// zenoh's `access_control` block for this plan under `prefix`.
+    pub fn to_zenoh(&self, prefix: &str) -> serde_json::Value {
+        use serde_json::json;
+        let key = |topic: &str| crate::keys::topic_key(prefix, topic);
+        let mut rules = vec![
+            // Everyone may read: subscribe, query, receive what the router forwards.
+            json!({"id": "read", "permission": "allow", "flows": ["ingress", "egress"],
+                   "messages": ["declare_subscriber", "query", "declare_queryable", "reply",
+                                "declare_liveliness_subscriber", "liveliness_query"],
+                   "key_exprs": ["**"]}),
+            json!({"id": "receive", "permission": "allow", "flows": ["egress"],
+                   "messages": ["put", "delete", "liveliness_token"], "key_exprs": ["**"]}),
+            // The event log: every node's runtime writes it; the monitor decides from health.
+            json!({"id": "events", "permission": "allow", "flows": ["ingress"], "messages": ["put"],
+                   "key_exprs": [key(reflex_msgs::topics::MONITOR_EVENTS)]}),
+        ];
+        let mut subjects = Vec::new();
+        let mut policies = Vec::new();
+        let everyone: Vec<&String> = self.nodes.iter().chain(&self.external).collect();
+        subjects.push(json!({"id": "everyone", "usernames": everyone}));
+        policies.push(json!({"id": "everyone", "rules": ["read", "receive", "events"], "subjects": ["everyone"]}));
+        for (index, user) in everyone.iter().enumerate() {
+            let node = index < self.nodes.len();
+            let mut own = Vec::new();
+            let topics: Vec<String> =
+                self.publishers.iter().filter(|(_, users)| users.contains(user)).map(|(topic, _)| key(topic)).collect();
+            if !topics.is_empty() {
+                rules.push(json!({"id": format!("write{index}"), "permission": "allow", "flows": ["ingress"],
+                                  "messages": ["put", "delete"], "key_exprs": topics}));
+                own.push(format!("write{index}"));
+            }
+            let name = if node { user.to_string() } else { format!("{user}$*") };
+            let mut tokens = vec![
+                format!("{}/{name}/**", key("_node")),
+                format!("{}/{name}/**", key("_pub")),
+                format!("{}/{name}/**", key("_sub")),
+            ];
+            if !node {
+                // An external process's nodes are named after its user: `bench`, `bench-plant`.
+                tokens.extend([format!("{}/{user}/**", key("_node")), format!("{}/{user}/**", key("_pub"))]);
+                tokens.push(format!("{}/{user}/**", key("_sub")));
+            }
+            rules.push(json!({"id": format!("tokens{index}"), "permission": "allow", "flows": ["ingress"],
+                              "messages": ["liveliness_token"], "key_exprs": tokens}));
+            own.push(format!("tokens{index}"));
+            let health = if node {
+                vec![crate::keys::health_key(prefix, user)]
+            } else {
+                vec![crate::keys::health_key(prefix, &format!("{user}$*")), crate::keys::health_key(prefix, user)]
+            };
+            rules.push(json!({"id": format!("health{index}"), "permission": "allow", "flows": ["ingress"],
+                              "messages": ["put"], "key_exprs": health}));
+            own.push(format!("health{index}"));
+            subjects.push(json!({"id": format!("user{index}"), "usernames": [user]}));
+            policies.push(json!({"id": format!("user{index}"), "rules": own, "subjects": [format!("user{index}")]}));
+        }
+        if !self.fault_injectors.is_empty() {
+            rules.push(json!({"id": "faults", "permission": "allow", "flows": ["ingress"], "messages": ["put"],
+                              "key_exprs": [format!("{}/**", key("_fault"))]}));
+            subjects.push(json!({"id": "injectors", "usernames": self.fault_injectors}));
+            policies.push(json!({"id": "injectors", "rules": ["faults"], "subjects": ["injectors"]}));
+        }
+        json!({"enabled": true, "default_permission": "deny", "rules": rules, "subjects": subjects, "policies": policies})
+    }
 }
 
 impl Security {
-    /// zenoh settings: usrpwd authentication and the access-control block.
-    fn settings(&self, prefix: &str) -> Result<Vec<(&'static str, String)>, TransportConfigError> {
-        let password = std::fs::read_to_string(&self.password_file)
-            .map_err(|e| TransportConfigError::Open(format!("cannot read {}: {e}", self.password_file.display())))?;
-        let json = |v: &str| serde_json::to_string(v).expect("strings serialize");
-        let users: Vec<String> = if self.users.is_empty() {
-            let dictionary = std::fs::read_to_string(&self.dictionary_file).map_err(|e| {
-                TransportConfigError::Open(format!("cannot read {}: {e}", self.dictionary_file.display()))
-            })?;
-            dictionary.lines().filter_map(|l| l.split_once(':').map(|(u, _)| u.to_string())).collect()
-        } else {
-            self.users.clone()
-        };
-        let mut rules = Vec::new();
-        let mut subjects = Vec::new();
-        let mut policies = Vec::new();
-        for (k, (topic, allowed)) in self.guarded.iter().enumerate() {
-            let others: Vec<&String> = users.iter().filter(|u| !allowed.contains(u)).collect();
-            if others.is_empty() {
-                continue;
-            }
-            rules.push(serde_json::json!({
-                "id": format!("guard{k}"), "permission": "deny", "flows": ["ingress"], "messages": ["put"],
-                "key_exprs": [crate::keys::topic_key(prefix, topic)],
-            }));
-            subjects.push(serde_json::json!({ "id": format!("others{k}"), "usernames": others }));
-            policies.push(serde_json::json!({
-                "id": format!("policy{k}"), "rules": [format!("guard{k}")], "subjects": [format!("others{k}")],
-            }));
-        }
-        let acl = serde_json::json!({
-            "enabled": !rules.is_empty(), "default_permission": "allow",
-            "rules": rules, "subjects": subjects, "policies": policies,
-        });
-        Ok(vec![
-            ("transport/auth/usrpwd/user", json(&self.user)),
-            ("transport/auth/usrpwd/password", json(password.trim())),
-            ("transport/auth/usrpwd/dictionary_file", json(&self.dictionary_file.display().to_string())),
-            ("access_control", acl.to_string()),
-        ])
+    /// Credentials of a process outside the launch, from its password file.
+    pub fn external(user: &str, password_file: std::path::PathBuf) -> Self {
+        Self { user: user.into(), password_file: Some(password_file), ..Default::default() }
     }
+
+    /// A node of a launch: its password comes through a pipe (`password_fd`, set at start).
+    pub fn node(user: &str) -> Self {
+        Self { user: user.into(), ..Default::default() }
+    }
+
+    /// The launcher's router: it checks the others against `dictionary_file` and enforces `acl`.
+    pub fn router(dictionary_file: std::path::PathBuf, acl: Option<Acl>) -> Self {
+        Self { user: "launch".into(), dictionary_file: Some(dictionary_file), acl, ..Default::default() }
+    }
+
+    /// Reads the password now (from the pipe or the file), once: a pipe can be read only once.
+    pub fn load_password(&mut self) -> Result<(), TransportConfigError> {
+        if self.password.is_some() {
+            return Ok(());
+        }
+        let text = match (self.password_fd, &self.password_file) {
+            (Some(fd), _) => read_fd(fd)
+                .map_err(|e| TransportConfigError::Open(format!("cannot read the password from fd {fd}: {e}")))?,
+            (None, Some(path)) => read_private(path)?,
+            (None, None) => return Err(TransportConfigError::Open(format!("user {:?} has no password", self.user))),
+        };
+        self.password = Some(text.trim().to_string());
+        Ok(())
+    }
+
+    /// zenoh settings: usrpwd authentication, and for the router the dictionary and the rules.
+    fn settings(&self, prefix: &str) -> Result<Vec<(&'static str, String)>, TransportConfigError> {
+        let json = |v: &str| serde_json::to_string(v).expect("strings serialize");
+        let mut settings = Vec::new();
+        // The router (it has the dictionary) checks the others and presents nothing itself.
+        if self.dictionary_file.is_none() || self.password_fd.is_some() || self.password_file.is_some() {
+            let mut this = self.clone();
+            this.load_password()?;
+            settings.push(("transport/auth/usrpwd/user", json(&self.user)));
+            settings.push(("transport/auth/usrpwd/password", json(this.password.as_deref().unwrap_or_default())));
+        }
+        if let Some(dictionary) = &self.dictionary_file {
+            settings.push(("transport/auth/usrpwd/dictionary_file", json(&dictionary.display().to_string())));
+        }
+        if let Some(acl) = &self.acl {
+            settings.push(("access_control", acl.to_zenoh(prefix).to_string()));
+        }
+        Ok(settings)
+    }
+}
+
+/// Reads a pipe to its end and closes it.
+fn read_fd(fd: i32) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    if fd < 3 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a password pipe"));
+    }
+    // SAFETY: the launcher gave this process the fd for this purpose alone; it is read once
+    // and closed here (the File owns it from now on).
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Reads a credentials file that must be a regular file of ours, readable by us alone.
+pub fn read_private(path: &std::path::Path) -> Result<String, TransportConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let refuse = |why: String| TransportConfigError::Open(format!("{}: {why}", path.display()));
+    let metadata = std::fs::symlink_metadata(path).map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    if !metadata.file_type().is_file() {
+        return Err(refuse("not a regular file (a symlink?)".into()));
+    }
+    // SAFETY: geteuid has no preconditions.
+    if metadata.uid() != unsafe { libc::geteuid() } || metadata.mode() & 0o077 != 0 {
+        return Err(refuse(format!(
+            "must be ours and mode 0600 (owner {}, mode {:o})",
+            metadata.uid(),
+            metadata.mode() & 0o777
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| refuse(format!("cannot read it: {e}")))
 }
 
 impl Default for TransportConfig {
@@ -201,6 +347,8 @@ impl Default for TransportConfig {
             gateway: Vec::new(),
             security: None,
             tls: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            launcher: false,
         }
     }
 }
@@ -219,6 +367,8 @@ pub enum TransportConfigError {
     Tls(String),
     #[error("endpoint {0:?}: {1} (expected e.g. tcp/10.0.0.1:7447)")]
     BadEndpoint(String, String),
+    #[error("max_message_size {0} is outside 64 KiB..=1 GiB")]
+    BadMessageSize(usize),
 }
 
 impl TransportConfig {
@@ -248,6 +398,9 @@ impl TransportConfig {
     pub fn validate(&self) -> Result<(), TransportConfigError> {
         if self.shared_memory && self.shm_pool_bytes < 1024 * 1024 {
             return Err(TransportConfigError::PoolTooSmall(self.shm_pool_bytes));
+        }
+        if !(64 * 1024..=1 << 30).contains(&self.max_message_size) {
+            return Err(TransportConfigError::BadMessageSize(self.max_message_size));
         }
         zenoh::key_expr::KeyExpr::try_from(self.prefix.as_str())
             .map_err(|e| TransportConfigError::BadPrefix(self.prefix.clone(), e.to_string()))?;
@@ -305,6 +458,7 @@ impl TransportConfig {
             ("connect/exit_on_failure", client.to_string()),
             ("connect/retry", retry.into()),
             ("transport/shared_memory/enabled", self.shared_memory.to_string()),
+            ("transport/link/rx/max_message_size", self.max_message_size.to_string()),
             // Do not hold `open` for ~0.5 s waiting on gossip: publishers that must not lose
             // their first messages wait for subscribers explicitly (`wait_for_subscribers`).
             ("open/return_conditions/connect_scouted", "false".into()),
@@ -325,12 +479,42 @@ impl TransportConfig {
         Ok(config)
     }
 
+    /// Reads the password now, if there is one (nodes do this once, before `open`).
+    pub fn load_secrets(&mut self) -> Result<(), TransportConfigError> {
+        match &mut self.security {
+            Some(security) => security.load_password(),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the session that must hold the rendezvous (the launcher's): fails if another
+    /// process holds it, since with access control that would leave nobody enforcing it.
+    pub fn open_rendezvous(&self) -> Result<zenoh::Session, TransportConfigError> {
+        let session = self.open()?;
+        if self.uses_rendezvous() && self.routed() {
+            let rendezvous = self.rendezvous_endpoint();
+            let holds = session.info().locators().wait().iter().any(|l| l.to_string() == rendezvous);
+            if !holds {
+                return Err(TransportConfigError::Open(format!(
+                    "{rendezvous} is held by another process: with access control the launcher must be the router \
+                     (is another launch running on this port?)"
+                )));
+            }
+        }
+        Ok(session)
+    }
+
     /// Opens a zenoh session with these settings; with the default endpoints, becomes the
     /// rendezvous if the port is free and connects to it otherwise.
     pub fn open(&self) -> Result<zenoh::Session, TransportConfigError> {
         let open =
             |config: zenoh::Config| zenoh::open(config).wait().map_err(|e| TransportConfigError::Open(e.to_string()));
         if !self.uses_rendezvous() {
+            return open(self.to_zenoh()?);
+        }
+        if self.routed() && !self.launcher {
+            // Only the launcher routes: a node that found the router gone must not become an
+            // unguarded router itself.
             return open(self.to_zenoh()?);
         }
         let rendezvous = self.rendezvous_endpoint();

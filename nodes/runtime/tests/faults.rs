@@ -60,7 +60,7 @@ fn drop_delay_freeze_and_corrupt_act_on_the_named_input_and_are_reported() {
     let port = 17751;
     let transport = TransportConfig { prefix: format!("faults{port}"), ..TransportConfig::loopback(port) };
     let sender_node = Node::new(NodeOptions::new("sender").transport(transport.clone())).unwrap();
-    let receiver = Node::new(NodeOptions::new("receiver").transport(transport.clone())).unwrap();
+    let receiver = Node::new(NodeOptions::new("receiver").transport(transport.clone()).fault_injection(true)).unwrap();
     let mut events =
         sender_node.subscriber::<MonitorEvent>("/reflex/events", InputOptions::default().capacity(256)).unwrap();
     let mut input = receiver.subscriber::<VehicleState>(TOPIC, InputOptions::default().capacity(1024)).unwrap();
@@ -116,4 +116,24 @@ fn drop_delay_freeze_and_corrupt_act_on_the_named_input_and_are_reported() {
     let healed = exchange(&mut sender, &receiver, &mut input, 50, 9000);
     assert_eq!(healed.iter().map(|m| m.0).collect::<Vec<_>>(), (9000..9050).collect::<Vec<_>>());
     assert!(fault_events(&mut events).iter().any(|d| d == "faults cleared"));
+}
+
+/// C2: fault injection is off unless the launch turns it on: a node that was not told to
+/// listen ignores `{"freeze": true}` on its fault key, and its input keeps delivering fresh
+/// messages.
+#[test]
+fn without_fault_injection_the_fault_key_is_ignored() {
+    let port = 17752;
+    let transport = TransportConfig { prefix: format!("faults{port}"), ..TransportConfig::loopback(port) };
+    let sender_node = Node::new(NodeOptions::new("sender").transport(transport.clone())).unwrap();
+    let receiver = Node::new(NodeOptions::new("receiver").transport(transport.clone())).unwrap();
+    let mut input = receiver.subscriber::<VehicleState>(TOPIC, InputOptions::default().capacity(1024)).unwrap();
+    let mut sender = sender_node.publisher::<VehicleState>(TOPIC).unwrap();
+    assert!(sender.wait_for_subscribers(Duration::from_secs(10)));
+    let key = keys::fault_key(&transport.prefix, "receiver");
+    sender_node.session().put(&key, r#"{"freeze": true, "drop_pct": 100}"#).wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let got = exchange(&mut sender, &receiver, &mut input, 20, 100);
+    assert_eq!(got.iter().map(|m| m.0).collect::<Vec<_>>(), (100..120).collect::<Vec<_>>(), "nothing injected");
+    assert!(receiver.faults().active().is_none());
 }

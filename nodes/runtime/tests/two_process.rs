@@ -333,3 +333,39 @@ fn an_input_that_never_publishes_breaches_its_deadline() {
     }
     assert!(start.elapsed() >= Duration::from_millis(30));
 }
+
+/// M3: a message larger than the receiving session's `max_message_size` is dropped (and the
+/// link stays up: the next small message arrives). Two sessions of this process, over TCP.
+#[test]
+fn a_message_over_max_message_size_is_dropped_and_the_link_stays() {
+    let port = 17811;
+    let small = TransportConfig { max_message_size: 256 * 1024, shared_memory: false, ..transport(port) };
+    let receiver = Node::new(NodeOptions::new("receiver").transport(small)).unwrap();
+    let mut images = receiver.subscriber::<Image>("/big/image", InputOptions::default().capacity(8)).unwrap();
+    let sender =
+        Node::new(NodeOptions::new("sender").transport(TransportConfig { shared_memory: false, ..transport(port) }))
+            .unwrap();
+    let mut out = sender.publisher::<Image>("/big/image").unwrap();
+    assert!(out.wait_for_subscribers(Duration::from_secs(10)));
+    let image = |bytes: usize, sec: i32| Image {
+        header: reflex_msgs::std_msgs::Header { stamp: Time { sec, nanosec: 0 }, ..Default::default() },
+        width: bytes as u32,
+        height: 1,
+        step: bytes as u32,
+        encoding: "mono8".into(),
+        data: reflex_msgs::Bytes(vec![1; bytes]),
+        ..Default::default()
+    };
+    out.publish(&image(4 * 1024 * 1024, 1)).unwrap();
+    out.publish(&image(1024, 2)).unwrap();
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while got.is_empty() || start.elapsed() < Duration::from_millis(500) {
+        assert!(start.elapsed() < Duration::from_secs(10), "the small message never came");
+        receiver.wait_for_input(Duration::from_millis(10));
+        while let Some(image) = images.recv() {
+            got.push(image.message.header.stamp.sec);
+        }
+    }
+    assert_eq!(got, [2], "the 4 MiB image was dropped, the small one arrived");
+}
