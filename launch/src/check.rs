@@ -5,10 +5,14 @@
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::kinds;
-use crate::launch_file::{known_list, GroupEntry, Loaded, NodeEntry, RestartEntry};
+use crate::launch_file::{
+    known_list, FaultEntry, GroupEntry, Loaded, NodeEntry, QueuePolicy, RestartEntry, ZenohMode, ZenohSection,
+};
 use reflex_msgs::topics;
+use reflex_runtime::fault::FaultCommand;
 use reflex_runtime::spec::resolve_topic;
-use reflex_runtime::{Direction, InputOptions, NodeSpec, TransportConfig};
+use reflex_runtime::transport::Tls;
+use reflex_runtime::{Direction, InputOptions, Mode, NodeSpec, OverflowPolicy, TransportConfig};
 use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -85,7 +89,7 @@ struct Endpoint<'a> {
 
 pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
     let mut diagnostics = Diagnostics::default();
-    let transport = loaded.zenoh.to_transport();
+    let transport = transport_of(&loaded.zenoh);
     if let Err(error) = transport.validate() {
         diagnostics.push(Diagnostic::file(&loaded.root, format!("zenoh: {error}")));
     }
@@ -228,6 +232,55 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
         });
     }
     Ok(Plan { transport, access: loaded.zenoh.access_control.clone(), acl, launcher: loaded.launcher.clone(), units })
+}
+
+/// The transport every node of the launch gets, from the file's `zenoh:` section.
+pub fn transport_of(zenoh: &ZenohSection) -> TransportConfig {
+    let mut transport = TransportConfig::default();
+    if let Some(mode) = zenoh.mode {
+        transport.mode = match mode {
+            ZenohMode::Peer => Mode::Peer,
+            ZenohMode::Client => Mode::Client,
+            ZenohMode::Router => Mode::Router,
+        };
+    }
+    if let Some(listen) = &zenoh.listen {
+        transport.listen = listen.clone();
+    }
+    if let Some(connect) = &zenoh.connect {
+        transport.connect = connect.clone();
+    }
+    if let Some(shared_memory) = zenoh.shared_memory {
+        transport.shared_memory = shared_memory;
+    }
+    if let Some(prefix) = &zenoh.prefix {
+        transport.prefix = prefix.clone();
+    }
+    transport.rendezvous_port = zenoh.rendezvous_port;
+    transport.gateway = zenoh.gateway.clone().unwrap_or_default();
+    transport.tls = zenoh.tls.as_ref().map(|tls| Tls {
+        root_ca_certificate: tls.root_ca_certificate.clone(),
+        certificate: tls.certificate.clone(),
+        private_key: tls.private_key.clone(),
+        mutual: tls.mutual,
+    });
+    if let Some(size) = zenoh.max_message_size {
+        transport.max_message_size = size;
+    }
+    transport
+}
+
+/// A launch file's fault entry as the runtime's command.
+fn fault_command(entry: &FaultEntry, input: Option<String>) -> FaultCommand {
+    FaultCommand {
+        input,
+        drop_pct: entry.drop_pct,
+        delay_ms: entry.delay_ms,
+        freeze: entry.freeze,
+        corrupt_pct: entry.corrupt_pct,
+        stall_ms: entry.stall_ms,
+        clear: false,
+    }
 }
 
 /// CPUs must exist (the launcher would otherwise fail after starting the unit).
@@ -454,7 +507,7 @@ fn faults_of(
     let name = &node.name.value;
     let mut commands = Vec::new();
     if let Some(entry) = &node.faults {
-        let command = entry.value.command(None);
+        let command = fault_command(&entry.value, None);
         match command.validate() {
             Ok(()) => commands.push(command),
             Err(error) => {
@@ -483,7 +536,7 @@ fn faults_of(
             },
             None => reflex_runtime::spec::resolve_topic(&spec.namespace, key),
         };
-        let command = fault.command(Some(topic));
+        let command = fault_command(&fault, Some(topic));
         match command.validate() {
             Ok(()) => commands.push(command),
             Err(error) => diagnostics.push(Diagnostic::at(
@@ -510,7 +563,11 @@ fn spec_of(node: &NodeEntry, transport: &TransportConfig, use_sim_time: bool) ->
                 let defaults = InputOptions::default();
                 let options = InputOptions {
                     capacity: v.value.capacity.unwrap_or(defaults.capacity),
-                    policy: v.value.policy.unwrap_or(defaults.policy),
+                    policy: match v.value.policy {
+                        Some(QueuePolicy::DropOldest) => OverflowPolicy::DropOldest,
+                        Some(QueuePolicy::DropNewest) => OverflowPolicy::DropNewest,
+                        None => defaults.policy,
+                    },
                     deadline_ms: v.value.deadline_ms,
                 };
                 (k.clone(), options)

@@ -21,7 +21,12 @@ impl<'a> ImageView<'a> {
             }
         };
         let step = self.step as usize;
-        if w == 0 || h == 0 || step < w * channels || self.data.len() < step * (h - 1) + w * channels {
+        // Checked: on a 32-bit target w * channels and step * (h - 1) can wrap (L1).
+        let row_bytes = w.checked_mul(channels);
+        let needed = row_bytes.and_then(|row| step.checked_mul(h.saturating_sub(1))?.checked_add(row));
+        let packed = w.checked_mul(h).and_then(|pixels| pixels.checked_mul(3));
+        let fits = matches!((row_bytes, needed, packed), (Some(row), Some(needed), Some(_)) if step >= row && self.data.len() >= needed);
+        if w == 0 || h == 0 || !fits {
             return Err(format!(
                 "image {}x{} {} with step {} has {} bytes: too few",
                 self.width,

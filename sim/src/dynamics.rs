@@ -29,7 +29,7 @@ impl Default for EgoConfig {
             max_jerk_mps3: 30.0,
             max_decel_mps2: 9.5,
             length_m: 4.6,
-            width_m: 1.8,
+            width_m: reflex_scenario::EGO_WIDTH_M,
         }
     }
 }

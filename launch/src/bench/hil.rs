@@ -753,7 +753,9 @@ fn inject(fault: &Fault, at: &mut Injection, controls: &mut reflex_sim::plant::C
         }
         Fault::Flood(topic) => {
             let (transport, topic) = (at.transport.clone(), topic.to_string());
-            injected.background.push(Background::start("bench-flood", move |stop| flood(&transport, &topic, stop))?);
+            injected.background.push(Background::start("bench-flood", move |stop| {
+                outside_process(&transport, &["flood", "--topic", &topic], stop)
+            })?);
         }
         Fault::SpoofRequest => {
             let transport = at.transport.clone();
@@ -787,7 +789,9 @@ fn inject(fault: &Fault, at: &mut Injection, controls: &mut reflex_sim::plant::C
         Fault::Relay(_) => at.lie_now.store(true, Ordering::Release),
         Fault::HugeImage => {
             let transport = at.transport.clone();
-            injected.background.push(Background::start("bench-huge", move |_| huge_image(&transport))?);
+            injected
+                .background
+                .push(Background::start("bench-huge", move |stop| outside_process(&transport, &["huge"], stop))?);
         }
     }
     if let (Fault::LinkCut, Some(namespace)) = (fault, at.namespace.as_deref_mut()) {
@@ -796,8 +800,71 @@ fn inject(fault: &Fault, at: &mut Injection, controls: &mut reflex_sim::plant::C
     Ok(injected)
 }
 
+/// What an outside process does to the bus (`reflex bench hil-traffic`, hidden): the heavy
+/// traffic of the flood and 200 MB rows comes from a process of its own at normal scheduling,
+/// as it would from another program, so it competes with the vehicle, not with the bench's
+/// brake unit.
+#[derive(clap::Args)]
+pub struct TrafficArgs {
+    /// `flood` (garbage at 70,000 messages/s for 2 s) or `huge` (one 200 MB image).
+    what: String,
+    /// The topic of a flood.
+    #[arg(long)]
+    topic: Option<String>,
+}
+
+/// `reflex bench hil-traffic`: the transport (the bench's credentials) comes as JSON in
+/// `REFLEX_BENCH_TRANSPORT`; what happened is printed as `note: ...` lines.
+pub fn traffic(args: TrafficArgs) -> Result<()> {
+    let transport: TransportConfig =
+        serde_json::from_str(&std::env::var("REFLEX_BENCH_TRANSPORT").context("REFLEX_BENCH_TRANSPORT is not set")?)
+            .context("REFLEX_BENCH_TRANSPORT is not a transport")?;
+    let notes = match (args.what.as_str(), &args.topic) {
+        ("flood", Some(topic)) => flood(&transport, topic, &AtomicBool::new(false)),
+        ("huge", _) => huge_image(&transport),
+        (what, _) => bail!("no traffic {what:?} (flood --topic T, or huge)"),
+    };
+    for note in notes {
+        println!("note: {note}");
+    }
+    Ok(())
+}
+
+/// Runs `reflex bench hil-traffic ARGS` at normal scheduling until it ends (or `stop`); its notes.
+fn outside_process(transport: &TransportConfig, args: &[&str], stop: &AtomicBool) -> Vec<String> {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return vec![format!("cannot find the reflex executable: {e}")],
+    };
+    let json = serde_json::to_string(transport).expect("transports serialise");
+    let child = normal_scheduling(&mut Command::new(exe))
+        .args(["bench", "hil-traffic"])
+        .args(args)
+        .env("REFLEX_BENCH_TRANSPORT", json)
+        .env("REFLEX_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => return vec![format!("cannot start the outside process: {e}")],
+    };
+    let start = Instant::now();
+    while matches!(child.try_wait(), Ok(None)) {
+        if stop.load(Ordering::Acquire) || start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+    }
+    out.lines().filter_map(|l| l.strip_prefix("note: ")).map(|n| format!("{n} (a process of its own)")).collect()
+}
+
 /// The flood's rate, messages/s (the figure is at least 50,000).
-const FLOOD_RATE: f64 = 60_000.0;
+const FLOOD_RATE: f64 = 70_000.0;
 
 /// Garbage (bytes that are not CDR) at [`FLOOD_RATE`] for 2 s.
 fn flood(transport: &TransportConfig, topic: &str, stop: &AtomicBool) -> Vec<String> {

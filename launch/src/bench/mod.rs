@@ -42,6 +42,8 @@ pub enum BenchCommand {
     /// (internal) The publishing process of `bench deadline`.
     #[command(hide = true)]
     DeadlinePeer(deadline::PeerArgs),
+    #[command(hide = true)]
+    HilTraffic(hil::TrafficArgs),
 }
 
 pub fn run(command: BenchCommand) -> Result<()> {
@@ -55,6 +57,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Soak(args) => hil::soak(args),
         BenchCommand::TransportSink(args) => transport::sink(args),
         BenchCommand::DeadlinePeer(args) => deadline::peer(args),
+        BenchCommand::HilTraffic(args) => hil::traffic(args),
     }
 }
 

@@ -14,7 +14,7 @@
 //!     start_ttc_s: 4       # placed so that the time to collision at the start is this
 //! ```
 
-use crate::world::{Actor, ActorKind};
+use crate::actor::{Actor, ActorKind};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 use std::fmt;
@@ -152,10 +152,20 @@ impl std::error::Error for ScenarioError {}
 
 /// Reads a scenario file and expands its grid.
 pub fn load(path: &Path) -> Result<(ScenarioFile, Vec<Cell>), ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses the text of scenario file `path` and expands its grid.
+pub fn parse(path: &Path, text: &str) -> Result<(ScenarioFile, Vec<Cell>), ScenarioError> {
     let error =
         |line: u32, column: u32, message: String| ScenarioError { file: path.to_path_buf(), line, column, message };
-    let text = std::fs::read_to_string(path).map_err(|e| error(0, 0, format!("cannot read: {e}")))?;
-    let file: ScenarioFile = serde_saphyr::from_str(&text).map_err(|e| {
+    let file: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
         let message =
             e.to_string().lines().next().unwrap_or("invalid YAML").trim().trim_start_matches("error: ").to_string();
@@ -252,7 +262,7 @@ fn make_cell(file: &ScenarioFile, chosen: &[(String, f64)]) -> Cell {
     let get = |name: &str| chosen.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
     let ego_kmh = get("ego_speed_kmh").expect("always an axis");
     let ego_mps = ego_kmh / 3.6;
-    let ego_width = crate::dynamics::EgoConfig::default().width_m;
+    let ego_width = crate::EGO_WIDTH_M;
     let mut actors = Vec::new();
     let mut longest_ttc: f64 = 0.0;
     for (index, spec) in file.actors.iter().enumerate() {

@@ -6,7 +6,6 @@
 //! schema generated from these types.
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
-use reflex_runtime::{OverflowPolicy, TransportConfig};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -96,8 +95,7 @@ pub struct Include {
 #[serde(deny_unknown_fields)]
 pub struct ZenohSection {
     /// `peer` (default), `client` or `router`.
-    #[schemars(with = "Option<String>")]
-    pub mode: Option<reflex_runtime::Mode>,
+    pub mode: Option<ZenohMode>,
     /// Endpoints to listen on; default: loopback with the rendezvous port.
     pub listen: Option<Vec<String>>,
     /// Endpoints to connect to; default: the loopback rendezvous.
@@ -121,8 +119,39 @@ pub struct ZenohSection {
     /// Certificates for `tls/...` endpoints in `listen`/`connect` (the off-vehicle link):
     /// `root_ca_certificate`, `certificate`, `private_key` (PEM paths, checked at start-up) and
     /// `mutual` (mTLS).
-    #[schemars(with = "Option<serde_json::Value>")]
-    pub tls: Option<reflex_runtime::transport::Tls>,
+    pub tls: Option<TlsEntry>,
+}
+
+/// `zenoh.mode`.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ZenohMode {
+    /// Talks directly to other peers; the default on one host.
+    Peer,
+    /// Talks only through a router.
+    Client,
+    /// Routes for others.
+    Router,
+}
+
+/// `zenoh.tls`: PEM files and mutual TLS.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsEntry {
+    pub root_ca_certificate: PathBuf,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    pub mutual: bool,
+}
+
+/// `inputs.<port>.policy`.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuePolicy {
+    /// Keep the newest message (latest wins).
+    DropOldest,
+    /// Keep the backlog, drop what arrives while full.
+    DropNewest,
 }
 
 /// `zenoh.access_control` of a launch file.
@@ -144,34 +173,6 @@ pub struct AccessControlEntry {
     /// theirs through a pipe, never a file.
     #[serde(default)]
     pub credentials_dir: Option<PathBuf>,
-}
-
-impl ZenohSection {
-    pub fn to_transport(&self) -> TransportConfig {
-        let mut transport = TransportConfig::default();
-        if let Some(mode) = self.mode {
-            transport.mode = mode;
-        }
-        if let Some(listen) = &self.listen {
-            transport.listen = listen.clone();
-        }
-        if let Some(connect) = &self.connect {
-            transport.connect = connect.clone();
-        }
-        if let Some(shared_memory) = self.shared_memory {
-            transport.shared_memory = shared_memory;
-        }
-        if let Some(prefix) = &self.prefix {
-            transport.prefix = prefix.clone();
-        }
-        transport.rendezvous_port = self.rendezvous_port;
-        transport.gateway = self.gateway.clone().unwrap_or_default();
-        transport.tls = self.tls.clone();
-        if let Some(size) = self.max_message_size {
-            transport.max_message_size = size;
-        }
-        transport
-    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -250,8 +251,7 @@ pub struct InputEntry {
     /// Messages queued before the overflow policy drops (default 8).
     pub capacity: Option<usize>,
     /// `drop_oldest` (default: latest wins) or `drop_newest`.
-    #[schemars(with = "Option<String>")]
-    pub policy: Option<OverflowPolicy>,
+    pub policy: Option<QueuePolicy>,
     /// Maximum gap between messages before a deadline breach is raised.
     pub deadline_ms: Option<f64>,
     /// Published from outside this launch (`reflex replay`, another computer): no node here
@@ -263,7 +263,7 @@ pub struct InputEntry {
     pub fault: Option<FaultEntry>,
 }
 
-/// Injected faults (`reflex_runtime::fault`): percentages 0–100, times in ms.
+/// Injected faults (the runtime's `fault` module): percentages 0–100, times in ms.
 #[derive(Debug, Deserialize, JsonSchema, Clone, Copy, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FaultEntry {
@@ -277,20 +277,6 @@ pub struct FaultEntry {
     pub corrupt_pct: Option<f64>,
     /// The node's per-message callback stalls this long, ms (a node's `faults:` only).
     pub stall_ms: Option<f64>,
-}
-
-impl FaultEntry {
-    pub fn command(&self, input: Option<String>) -> reflex_runtime::fault::FaultCommand {
-        reflex_runtime::fault::FaultCommand {
-            input,
-            drop_pct: self.drop_pct,
-            delay_ms: self.delay_ms,
-            freeze: self.freeze,
-            corrupt_pct: self.corrupt_pct,
-            stall_ms: self.stall_ms,
-            clear: false,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
