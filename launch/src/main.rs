@@ -42,12 +42,28 @@ pub struct Target {
     /// zenoh endpoint to connect to (default: the loopback rendezvous, REFLEX_ZENOH_PORT).
     #[arg(long)]
     connect: Vec<String>,
+    /// With access control: the external user to connect as (listed under
+    /// `zenoh.access_control.external` of the launch file) ...
+    #[arg(long, requires = "password_file")]
+    user: Option<String>,
+    /// ... and its password file (the launcher prints the folder it wrote it to).
+    #[arg(long, requires = "user")]
+    password_file: Option<PathBuf>,
 }
 
 impl Target {
     pub fn transport(&self) -> TransportConfig {
         // Tools only connect (see introspect::open): they never take the rendezvous port.
-        TransportConfig { prefix: self.prefix.clone(), connect: self.connect.clone(), ..TransportConfig::default() }
+        let security = match (&self.user, &self.password_file) {
+            (Some(user), Some(file)) => Some(reflex_runtime::transport::Security::external(user, file.clone())),
+            _ => None,
+        };
+        TransportConfig {
+            prefix: self.prefix.clone(),
+            connect: self.connect.clone(),
+            security,
+            ..TransportConfig::default()
+        }
     }
 }
 

@@ -8,9 +8,10 @@
 //! period), and the step of +1 s made every deadline expire at once (a safe stop on an empty
 //! road).
 
-use reflex_monitor::node::{run_arbiter_on, run_monitor_on, ArbiterNodeConfig, MonitorConfig};
-use reflex_monitor::supervisor::{Release, SupervisorConfig};
-use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop, VehicleState};
+mod common;
+
+use reflex_monitor::node::{run_arbiter_on, ArbiterNodeConfig};
+use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop};
 use reflex_runtime::{Clock, InputOptions, Node, NodeOptions, NodeSpec, Shutdown, TransportConfig};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -36,55 +37,12 @@ fn system(port: u16) -> System {
     let options = |name: &str| NodeOptions::new(name).transport(transport.clone()).clock(clock.clone());
     let shutdown = Shutdown::new();
     let producing = Arc::new(AtomicBool::new(true));
-    let mut threads = Vec::new();
-    {
-        let (options, shutdown, producing) = (options("producer"), shutdown.clone(), producing.clone());
-        threads.push(std::thread::spawn(move || {
-            let node = Node::new(options).unwrap();
-            let mut out = node.publisher::<VehicleState>("/test/state").unwrap();
-            while !shutdown.is_requested() {
-                if producing.load(Ordering::Acquire) {
-                    let state = VehicleState {
-                        header: reflex_msgs::std_msgs::Header { stamp: node.clock().now(), ..Default::default() },
-                        ..Default::default()
-                    };
-                    out.publish(&state).unwrap();
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }));
-    }
-    {
-        let (options, shutdown) = (options("consumer"), shutdown.clone());
-        threads.push(std::thread::spawn(move || {
-            let node = Node::new(options).unwrap();
-            let deadline = InputOptions::default().capacity(4).deadline(Duration::from_millis(100));
-            let mut input = node.subscriber::<VehicleState>("/test/state", deadline).unwrap();
-            while !shutdown.is_requested() {
-                node.wait_for_input(Duration::from_millis(5));
-                while input.recv().is_some() {}
-            }
-        }));
-    }
+    let mut threads = vec![
+        common::producer(options("producer"), &shutdown, &producing),
+        common::consumer(options("consumer"), &shutdown),
+        common::monitor(options("monitor"), &shutdown, &["consumer", "arbiter"], 100.0),
+    ];
     let spec = |name: &str| NodeSpec { name: name.into(), transport: transport.clone(), ..Default::default() };
-    {
-        let (options, shutdown, spec) = (options("monitor"), shutdown.clone(), spec("monitor"));
-        let config = MonitorConfig {
-            required_nodes: vec!["consumer".into(), "arbiter".into()],
-            startup_grace_s: 2.0,
-            command_budget_ms: 0.0,
-            supervisor: SupervisorConfig {
-                stable_period_s: 0.3,
-                transient_fault_s: 1.0,
-                release: Release::StablePeriod,
-            },
-            ..MonitorConfig::default()
-        };
-        threads.push(std::thread::spawn(move || {
-            let node = Node::new(options).unwrap();
-            run_monitor_on(&node, &spec, &config, &shutdown).unwrap();
-        }));
-    }
     {
         let (options, shutdown, spec) = (options("arbiter"), shutdown.clone(), spec("arbiter"));
         threads.push(std::thread::spawn(move || {

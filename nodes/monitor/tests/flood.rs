@@ -13,9 +13,10 @@
 //! undecodable message made an event and a log line, and the monitor acted on events (a wiped
 //! DEADLINE_MISSED was never raised again) and on tokens by name.
 
-use reflex_monitor::node::{run_arbiter_on, run_monitor_on, ArbiterNodeConfig, MonitorConfig};
-use reflex_monitor::supervisor::{Release, SupervisorConfig};
-use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop, VehicleState};
+mod common;
+
+use reflex_monitor::node::{run_arbiter_on, ArbiterNodeConfig};
+use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop};
 use reflex_runtime::{keys, InputOptions, Node, NodeOptions, NodeSpec, Shutdown, TransportConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -99,52 +100,12 @@ fn a_flood_cannot_hide_a_missed_deadline_and_a_foreign_token_raises_nothing() {
     let transport = TransportConfig { prefix: format!("flood{port}"), ..TransportConfig::loopback(port) };
     let shutdown = Shutdown::new();
     let producing = Arc::new(AtomicBool::new(true));
-    let mut threads = Vec::new();
-    {
-        let (transport, shutdown, producing) = (transport.clone(), shutdown.clone(), producing.clone());
-        threads.push(std::thread::spawn(move || {
-            let node = Node::new(NodeOptions::new("producer").transport(transport)).unwrap();
-            let mut out = node.publisher::<VehicleState>("/test/state").unwrap();
-            while !shutdown.is_requested() {
-                if producing.load(Ordering::Acquire) {
-                    out.publish(&VehicleState::default()).unwrap();
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }));
-    }
-    {
-        let (transport, shutdown) = (transport.clone(), shutdown.clone());
-        threads.push(std::thread::spawn(move || {
-            let node = Node::new(NodeOptions::new("consumer").transport(transport)).unwrap();
-            let options = InputOptions::default().capacity(4).deadline(Duration::from_millis(100));
-            let mut input = node.subscriber::<VehicleState>("/test/state", options).unwrap();
-            while !shutdown.is_requested() {
-                node.wait_for_input(Duration::from_millis(5));
-                while input.recv().is_some() {}
-            }
-        }));
-    }
-    {
-        let (transport, shutdown) = (transport.clone(), shutdown.clone());
-        let config = MonitorConfig {
-            required_nodes: vec!["consumer".into()],
-            startup_grace_s: 2.0,
-            command_budget_ms: 0.0,
-            command_deadline_ms: 0.0,
-            supervisor: SupervisorConfig {
-                stable_period_s: 0.3,
-                transient_fault_s: 1.0,
-                release: Release::StablePeriod,
-            },
-            ..MonitorConfig::default()
-        };
-        threads.push(std::thread::spawn(move || {
-            let node = Node::new(NodeOptions::new("monitor").transport(transport.clone())).unwrap();
-            let spec = NodeSpec { name: "monitor".into(), transport, ..Default::default() };
-            run_monitor_on(&node, &spec, &config, &shutdown).unwrap();
-        }));
-    }
+    let options = |name: &str| NodeOptions::new(name).transport(transport.clone());
+    let threads = [
+        common::producer(options("producer"), &shutdown, &producing),
+        common::consumer(options("consumer"), &shutdown),
+        common::monitor(options("monitor"), &shutdown, &["consumer"], 0.0),
+    ];
     let observer = Node::new(NodeOptions::new("observer").transport(transport.clone())).unwrap();
     let mut states =
         observer.subscriber::<SafeStop>("/monitor/safe_stop", InputOptions::default().capacity(4096)).unwrap();
