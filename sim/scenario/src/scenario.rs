@@ -196,6 +196,9 @@ fn values(
     Ok(values)
 }
 
+/// The most cells one scenario file may expand to (the largest shipped grid has 120).
+pub const MAX_CELLS: usize = 10_000;
+
 /// The cartesian product of every listed parameter.
 fn expand(file: &ScenarioFile) -> Result<Vec<Cell>, (Location, String)> {
     let non_negative = |v: f64| v >= 0.0;
@@ -235,6 +238,15 @@ fn expand(file: &ScenarioFile) -> Result<Vec<Cell>, (Location, String)> {
     }
     if file.actors.is_empty() {
         return Err((file.ego_speed_kmh.referenced, "a scenario needs at least one actor".into()));
+    }
+    // Lists multiply: a few long ones would ask for more cells than any run can take.
+    let count = axes.iter().try_fold(1usize, |n, (_, values)| n.checked_mul(values.len()));
+    if count.is_none_or(|n| n > MAX_CELLS) {
+        let sizes: Vec<String> = axes.iter().map(|(name, values)| format!("{name} {}", values.len())).collect();
+        return Err((
+            file.ego_speed_kmh.referenced,
+            format!("the grid has more than {MAX_CELLS} cells ({}): split the file", sizes.join(" x ")),
+        ));
     }
     let mut cells = Vec::new();
     let mut index = vec![0usize; axes.len()];
@@ -377,6 +389,18 @@ mod tests {
         let p = &cells[0].actors[0];
         // At t = 4 s it is at y = -0.9 + 0.45 = -0.45 m.
         assert!((p.y_m + p.vy_mps * 4.0 - (-0.45)).abs() < 1e-9);
+    }
+
+    /// Lists multiply: a file of a few lines must not ask for billions of cells.
+    #[test]
+    fn a_grid_too_large_is_refused() {
+        let list = (1..=200).map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+        let text = format!(
+            "name: X\nego_speed_kmh: [{list}]\nactors:\n  - {{kind: car, speed_kmh: [{list}], lateral_m: [{list}]}}\n"
+        );
+        let error = parse(Path::new("big.yaml"), &text).unwrap_err();
+        assert!(error.message.contains("more than 10000 cells"), "{error}");
+        assert_eq!(error.line, 2, "{error}");
     }
 
     #[test]
