@@ -28,7 +28,7 @@ impl<'a> ImageView<'a> {
         let fits = matches!((row_bytes, needed, packed), (Some(row), Some(needed), Some(_)) if step >= row && self.data.len() >= needed);
         if w == 0 || h == 0 || !fits {
             return Err(format!(
-                "image {}x{} {} with step {} has {} bytes: too few",
+                "image {}x{} {} with step {} has {} bytes: its rows do not fit (a step shorter than a row, too few bytes, or sizes that overflow)",
                 self.width,
                 self.height,
                 self.encoding,
@@ -130,7 +130,7 @@ mod tests {
         let error = view("yuv422", 1, 2, &[0, 0]).to_rgb8(&mut scratch).unwrap_err();
         assert!(error.contains("yuv422"), "{error}");
         let error = view("rgb8", 4, 12, &[0; 6]).to_rgb8(&mut scratch).unwrap_err();
-        assert!(error.contains("too few"), "{error}");
+        assert!(error.contains("do not fit"), "{error}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ use std::time::Duration;
 const STEP_TOLERANCE_NS: i64 = 2_000_000;
 /// NTP slews at most 500 ppm; allow twice that between two readings.
 const SLEW_ALLOWANCE_PPM: i64 = 1_000;
+/// A clock reading whose two monotonic brackets are further apart than this is not judged.
+const READ_BRACKET_NS: i64 = 200_000;
 
 /// A cheap handle to a time source; clones share it.
 #[derive(Clone, Debug)]
@@ -191,9 +193,16 @@ impl Clock {
 
 impl WallTime {
     /// (wall, monotonic), noting a step when wall − monotonic moved more than slewing can.
+    /// The wall reading is bracketed by two monotonic ones: a thread preempted between them
+    /// would see wall − monotonic grow by the preemption and take it for a step (ages then
+    /// untrusted for a second), so a reading that took longer than [`READ_BRACKET_NS`] is
+    /// returned but not judged.
     fn read(&self) -> (i64, i64) {
         let mono = monotonic_ns();
         let wall = realtime_ns().saturating_add(self.offset_ns.load(Ordering::Relaxed));
+        if monotonic_ns().saturating_sub(mono) > READ_BRACKET_NS {
+            return (wall, mono);
+        }
         let difference = wall.saturating_sub(mono);
         let previous = self.last_difference_ns.swap(difference, Ordering::AcqRel);
         let previous_at = self.last_reading_ns.swap(mono, Ordering::AcqRel);

@@ -6,7 +6,7 @@
 //!
 //! The message is a `diagnostic_msgs/DiagnosticArray` (so ROS tools read it too): the first
 //! status is the node itself (`name: "node"`, its worst level, `hardware_id: "<host>/<pid>"`,
-//! values `pid` and `sequence`), then one per input (`input <topic>`: ERROR while its deadline
+//! values `node`, `pid` and `sequence`), then one per input (`input <topic>`: ERROR while its deadline
 //! is missed, WARN for undecodable, rejected or dropped messages in the last second), budget
 //! (`budget <name>`: WARN after an overrun in the last second), injected faults (`faults`: WARN
 //! while any is set), and whatever the node reports itself ([`StatusHandle::set`]: a failed
@@ -58,8 +58,8 @@ pub(crate) struct Statuses {
     entries: Mutex<BTreeMap<String, (Level, String)>>,
     /// Bumped on every change, so the watchdog publishes at once.
     pub(crate) changes: std::sync::atomic::AtomicU64,
-    /// The watchdog thread, woken by a change.
-    pub(crate) watchdog: Mutex<Option<std::thread::Thread>>,
+    /// The watchdog thread and the clock it sleeps on, woken by a change.
+    pub(crate) watchdog: Mutex<Option<(std::thread::Thread, crate::Clock)>>,
 }
 
 impl Statuses {
@@ -77,9 +77,15 @@ impl Statuses {
         drop(entries);
         if changed {
             self.changes.fetch_add(1, std::sync::atomic::Ordering::Release);
-            if let Some(thread) = self.watchdog.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                thread.unpark();
-            }
+            self.wake_watchdog();
+        }
+    }
+
+    /// Wakes the watchdog now: it sleeps parked (wall clock) or on a simulation clock.
+    pub(crate) fn wake_watchdog(&self) {
+        if let Some((thread, clock)) = self.watchdog.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            thread.unpark();
+            clock.set_ns(clock.now_ns());
         }
     }
 

@@ -71,7 +71,7 @@ impl NonBlocking {
         let dropped = Arc::new(AtomicU64::new(0));
         let pending = Arc::new(AtomicUsize::new(0));
         let (seen, written) = (dropped.clone(), pending.clone());
-        let _ = std::thread::Builder::new().name("log-writer".into()).spawn(move || {
+        let spawned = std::thread::Builder::new().name("log-writer".into()).spawn(move || {
             let mut reported = 0;
             while let Ok(line) = lines.recv() {
                 let lost = seen.load(Ordering::Relaxed);
@@ -83,6 +83,10 @@ impl NonBlocking {
                 written.fetch_sub(1, Ordering::AcqRel);
             }
         });
+        if let Err(error) = spawned {
+            // Said once, directly: every line after this is dropped and counted.
+            eprintln!("the log writer thread cannot start ({error}): log lines are dropped");
+        }
         Self { queue, dropped, pending }
     }
 

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{JoinHandle, Thread};
+use std::thread::JoinHandle;
 use std::time::Duration;
 use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
@@ -35,8 +35,14 @@ const WATCHDOG_BACKSTOP: Duration = Duration::from_millis(20);
 pub const MAX_SKIPPED_PER_RECV: usize = 32;
 
 /// How many messages a node's loop should take from one input per turn before it looks at its
-/// other inputs and its own work again (a flood on one input cannot starve the rest).
+/// other inputs and its own work again (a flood on one input cannot starve the rest). What is
+/// left waits for the next turn, after the loop's wait: deliberately, so that under a flood a
+/// loop at real-time priority still leaves the CPU to the others (at 30 frames/s no backlog
+/// ever reaches the limit).
 pub const DRAIN_LIMIT: usize = 64;
+
+/// The most messages one sequence gap counts as lost.
+const MAX_COUNTED_GAP: i64 = 1 << 20;
 
 /// Undecodable messages on one input are reported at most once per this period, with a count.
 const DECODE_REPORT_PERIOD_NS: i64 = 1_000_000_000;
@@ -57,6 +63,8 @@ pub enum NodeError {
     Declare { what: &'static str, key: String, reason: String },
     #[error("cannot publish on `{key}`: {reason}")]
     Publish { key: String, reason: String },
+    #[error("input `{topic}`: deadline {deadline_ms} ms is not a duration (a deadline that never fires is none)")]
+    BadDeadline { topic: String, deadline_ms: f64 },
 }
 
 /// What a node needs to start.
@@ -164,7 +172,6 @@ struct NodeShared {
     statuses: Arc<Statuses>,
     faults: Arc<crate::fault::Faults>,
     health: Mutex<HealthSink>,
-    watchdog_thread: Mutex<Option<Thread>>,
     stopping: AtomicBool,
     /// Undecodable `/clock` messages: counted, reported at most once a period.
     clock_errors: Mutex<RateLimited>,
@@ -195,7 +202,6 @@ struct HealthSink {
 #[derive(Default)]
 struct RateLimited {
     count: u64,
-    unreported: u64,
     last_report_ns: Option<i64>,
 }
 
@@ -203,11 +209,9 @@ impl RateLimited {
     /// Counts one; returns the total when it is time to report it.
     fn count(&mut self, now_ns: i64) -> Option<u64> {
         self.count += 1;
-        self.unreported += 1;
         let due = self.last_report_ns.is_none_or(|last| now_ns.saturating_sub(last) >= DECODE_REPORT_PERIOD_NS);
         due.then(|| {
             self.last_report_ns = Some(now_ns);
-            self.unreported = 0;
             self.count
         })
     }
@@ -272,7 +276,6 @@ impl Node {
             watch: Mutex::new(WatchList::default()),
             statuses: Arc::new(Statuses::default()),
             faults: Arc::new(crate::fault::Faults::default()),
-            watchdog_thread: Mutex::new(None),
             stopping: AtomicBool::new(false),
             clock_errors: Mutex::new(RateLimited::default()),
         });
@@ -291,8 +294,8 @@ impl Node {
                 .spawn(move || watchdog(&shared))
                 .map_err(|e| NodeError::Open(format!("cannot start the watchdog thread: {e}")))?
         };
-        *shared.watchdog_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(watchdog.thread().clone());
-        *shared.statuses.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = Some(watchdog.thread().clone());
+        *shared.statuses.watchdog.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((watchdog.thread().clone(), shared.clock.clone()));
         let fault_subscriber = if fault_injection { Some(listen_for_faults(&shared)?) } else { None };
         let clock_subscriber = if use_sim_time { Some(follow_clock(&shared)?) } else { None };
         tracing::info!(
@@ -388,6 +391,9 @@ impl Node {
         options: InputOptions,
         token: Option<zenoh::liveliness::LivelinessToken>,
     ) -> Result<Subscriber<T>, NodeError> {
+        if let Some(deadline_ms) = options.deadline_ms.filter(|ms| !(ms.is_finite() && *ms >= 1e-3)) {
+            return Err(NodeError::BadDeadline { topic: topic.to_string(), deadline_ms });
+        }
         let key = self.key(topic);
         let watch = Arc::new(InputWatch::new(topic, options.deadline_ms, self.shared.clock.mono_ns()));
         let (writer, reader) = input_queue::<Incoming>(options.capacity, options.policy);
@@ -444,13 +450,15 @@ impl Node {
             watch,
             fault,
             held: None,
-            last_key: String::new(),
         })
     }
 
     /// Watches `topic` for gaps longer than `deadline` without decoding anything (any type):
-    /// breaches are in the node's health and reported as events like an input's. Only samples
-    /// that look like CDR count (a `put` with the encapsulation header). Kept while the handle
+    /// breaches are in the node's health and reported as events like an input's. The type is
+    /// not known here, so nothing is decoded: a sample counts as fresh when it is a `put` that
+    /// starts with the little-endian CDR header (what every Reflex and ROS 2 publisher sends);
+    /// anything else counts as undecodable. With access control only the topic's declared
+    /// publishers can write it. Kept while the handle
     /// lives. Do not watch large topics (images) this way: each sample is reassembled here.
     pub fn watch_deadline(&self, topic: &str, deadline: Duration) -> Result<DeadlineWatch, NodeError> {
         let key = self.key(topic);
@@ -532,11 +540,7 @@ impl Drop for Node {
 
 impl NodeShared {
     fn wake_watchdog(&self) {
-        if let Some(thread) = self.watchdog_thread.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            thread.unpark();
-        }
-        // A simulation clock's sleepers wait on the clock itself.
-        self.clock.set_ns(self.clock.now_ns());
+        self.statuses.wake_watchdog();
     }
 
     fn report(&self, kind: u8, topic: &str, value_ms: f64, limit_ms: f64, detail: &str) {
@@ -872,10 +876,11 @@ impl CallbackWriter {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let (Some((gid, sequence)), Some((last_gid, last_sequence))) = (publisher, state.last) {
             // Sequences come from the network: no arithmetic on them may overflow.
-            let gap = sequence.saturating_sub(last_sequence).saturating_sub(1);
+            // A jump beyond MAX_COUNTED_GAP is a lie or a reset, not that many lost messages.
+            let gap = sequence.saturating_sub(last_sequence).saturating_sub(1).min(MAX_COUNTED_GAP);
             if gid == last_gid && gap > 0 {
-                // Relaxed: a counter read for reporting only.
-                self.lost.fetch_add(gap as u64, Ordering::Relaxed);
+                // Relaxed: a counter read for reporting only. Saturating: fetch_add would wrap.
+                let _ = self.lost.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_add(gap as u64)));
             }
         }
         if publisher.is_some() {
@@ -900,6 +905,8 @@ pub struct Received<M> {
     /// Arrival at this node minus the publisher's send time: the transport hop.
     pub transit_ns: Option<i64>,
     pub sequence: Option<i64>,
+    /// The publisher's GID (from the attachment): which publisher the sequence belongs to.
+    pub publisher: Option<[u8; 16]>,
     /// The publisher's clock when it published (from the attachment).
     pub source_timestamp_ns: Option<i64>,
     /// Whether the payload came through shared memory rather than a copy.
@@ -937,8 +944,6 @@ pub struct Subscriber<T: Message> {
     /// Injected faults of this input, and a message an injected delay holds back.
     fault: Arc<crate::fault::InputFault>,
     held: Option<Incoming>,
-    /// The key of the last message taken (for wildcard subscriptions).
-    last_key: String,
 }
 
 impl<T: Message> Subscriber<T> {
@@ -961,8 +966,6 @@ impl<T: Message> Subscriber<T> {
                 continue;
             }
             self.watch.fresh(incoming.arrival_mono_ns);
-            self.last_key.clear();
-            self.last_key.push_str(incoming.sample.key_expr().as_str());
             let stamp = self.message.header().map(|h: &Header| h.stamp);
             return Some(received(&self.message, &incoming, stamp, shared_memory, &self.shared.clock, &mut self.stats));
         }
@@ -1037,16 +1040,19 @@ impl<T: Message> Subscriber<T> {
     fn report_drops(&mut self) {
         self.stats.dropped = self.reader.dropped();
         self.stats.lost_in_transport = self.lost.load(Ordering::Relaxed);
-        let lost = self.stats.dropped + self.stats.lost_in_transport;
+        // Counts from the network: saturating, never a panic or a wrap that ends the reports.
+        let lost = self.stats.dropped.saturating_add(self.stats.lost_in_transport);
         // Drops by a latest-wins queue are its policy, not trouble; messages lost before
         // arrival, or a backlog that overflows, are.
-        let troubling = self.stats.lost_in_transport
-            + if self.policy == OverflowPolicy::DropNewest { self.stats.dropped } else { 0 };
+        let troubling = self
+            .stats
+            .lost_in_transport
+            .saturating_add(if self.policy == OverflowPolicy::DropNewest { self.stats.dropped } else { 0 });
         if troubling > self.troubling_drops {
             self.watch.trouble(Trouble::Dropped, self.shared.clock.mono_ns());
             self.troubling_drops = troubling;
         }
-        if lost >= self.reported_drops.saturating_mul(2).max(self.reported_drops + 1) {
+        if lost >= self.reported_drops.saturating_mul(2).max(self.reported_drops.saturating_add(1)) {
             let detail = format!(
                 "{} dropped by the input queue, {} lost before arrival",
                 self.stats.dropped, self.stats.lost_in_transport
@@ -1072,11 +1078,6 @@ impl<T: Message> Subscriber<T> {
 
     pub fn key(&self) -> &str {
         &self.key
-    }
-
-    /// The key of the last message taken (differs from [`Subscriber::key`] for wildcards).
-    pub fn last_key(&self) -> &str {
-        &self.last_key
     }
 }
 
@@ -1126,6 +1127,7 @@ fn received<M>(
         arrival_mono_ns: incoming.arrival_mono_ns,
         transit_ns,
         sequence: attachment.map(|a| a.sequence),
+        publisher: attachment.map(|a| a.gid),
         source_timestamp_ns: attachment.map(|a| a.source_timestamp_ns),
         shared_memory,
     }

@@ -2,7 +2,9 @@
 //! sets are set by the launcher before the program starts, so every thread inherits them.)
 
 /// Locks the process's current and future memory (`mlockall`), so the hot path never waits for
-/// a page to be read back. Needs root or CAP_IPC_LOCK (or a large enough RLIMIT_MEMLOCK).
+/// a page to be read back. Needs root or CAP_IPC_LOCK; with only a finite RLIMIT_MEMLOCK it
+/// may succeed, but every allocation past the limit then fails and the process aborts, so give
+/// such a process the capability rather than a limit.
 pub fn lock_memory() -> std::io::Result<()> {
     // SAFETY: mlockall takes flags only.
     if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } == 0 {

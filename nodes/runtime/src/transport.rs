@@ -140,7 +140,8 @@ impl Tls {
 /// router needs the dictionary and the rules; a node gets its password through a pipe the
 /// launcher wrote it into (`password_fd`), so no node can read another node's password from a
 /// file. Processes outside the launch read theirs from `password_file` (mode 0600).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `Debug` never shows the password.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Security {
     pub user: String,
@@ -159,6 +160,19 @@ pub struct Security {
     /// The password once read (never serialized).
     #[serde(skip)]
     password: Option<String>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("user", &self.user)
+            .field("password_file", &self.password_file)
+            .field("password_fd", &self.password_fd)
+            .field("dictionary_file", &self.dictionary_file)
+            .field("acl", &self.acl)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 /// Least privilege on the bus, derived from the launch graph: every topic may be written
@@ -212,25 +226,17 @@ impl Acl {
                                   "messages": ["put", "delete"], "key_exprs": topics}));
                 own.push(format!("write{index}"));
             }
-            let name = if node { user.to_string() } else { format!("{user}$*") };
-            let mut tokens = vec![
-                format!("{}/{name}/**", key("_node")),
-                format!("{}/{name}/**", key("_pub")),
-                format!("{}/{name}/**", key("_sub")),
-            ];
-            if !node {
-                // An external process's nodes are named after its user: `bench`, `bench-plant`.
-                tokens.extend([format!("{}/{user}/**", key("_node")), format!("{}/{user}/**", key("_pub"))]);
-                tokens.push(format!("{}/{user}/**", key("_sub")));
-            }
+            // A node of the launch is its user; an external process's sessions are named after
+            // its user: `bench`, `bench-plant` (the launch check refuses nodes named so).
+            let names = if node { vec![user.to_string()] } else { vec![user.to_string(), format!("{user}-$*")] };
+            let tokens: Vec<String> = names
+                .iter()
+                .flat_map(|name| ["_node", "_pub", "_sub"].map(|kind| format!("{}/{name}/**", key(kind))))
+                .collect();
             rules.push(json!({"id": format!("tokens{index}"), "permission": "allow", "flows": ["ingress"],
                               "messages": ["liveliness_token"], "key_exprs": tokens}));
             own.push(format!("tokens{index}"));
-            let health = if node {
-                vec![crate::keys::health_key(prefix, user)]
-            } else {
-                vec![crate::keys::health_key(prefix, &format!("{user}$*")), crate::keys::health_key(prefix, user)]
-            };
+            let health: Vec<String> = names.iter().map(|name| crate::keys::health_key(prefix, name)).collect();
             rules.push(json!({"id": format!("health{index}"), "permission": "allow", "flows": ["ingress"],
                               "messages": ["put"], "key_exprs": health}));
             own.push(format!("health{index}"));
@@ -284,10 +290,22 @@ impl Security {
         let mut settings = Vec::new();
         // The router (it has the dictionary) checks the others and presents nothing itself.
         if self.dictionary_file.is_none() || self.password_fd.is_some() || self.password_file.is_some() {
-            let mut this = self.clone();
-            this.load_password()?;
+            let password = match (&self.password, self.password_fd) {
+                (Some(password), _) => password.clone(),
+                // A pipe can be read once: whoever holds the descriptor reads it first.
+                (None, Some(fd)) => {
+                    return Err(TransportConfigError::Open(format!(
+                        "the password pipe (fd {fd}) has not been read: call load_password first"
+                    )))
+                }
+                (None, None) => {
+                    let mut this = self.clone();
+                    this.load_password()?;
+                    this.password.unwrap_or_default()
+                }
+            };
             settings.push(("transport/auth/usrpwd/user", json(&self.user)));
-            settings.push(("transport/auth/usrpwd/password", json(this.password.as_deref().unwrap_or_default())));
+            settings.push(("transport/auth/usrpwd/password", json(&password)));
         }
         if let Some(dictionary) = &self.dictionary_file {
             settings.push(("transport/auth/usrpwd/dictionary_file", json(&dictionary.display().to_string())));
