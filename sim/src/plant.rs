@@ -17,7 +17,7 @@ use crate::render::Renderer;
 use crate::run::{CellResult, RunConfig, World};
 use crate::scenario::Cell;
 use reflex_aeb::threat::Level;
-use reflex_monitor::actuator::{ActuatorGateway, Demand, Fallback, GatewayConfig};
+use reflex_monitor::actuator::{ActuatorGateway, Counter, Demand, Fallback, GatewayConfig};
 use reflex_msgs::reflex_msgs::{BrakeRequest, VehicleState};
 use reflex_msgs::rosgraph_msgs::Clock;
 use reflex_msgs::sensor_msgs::{CameraInfo, Image};
@@ -188,7 +188,7 @@ impl Plant {
         for _ in 0..reflex_runtime::DRAIN_LIMIT {
             let Some(command) = self.commands.recv() else { break };
             self.command = (command.message.level, command.message.deceleration_mps2);
-            self.gateway.command(command.arrival_mono_ns, command.message, command.sequence);
+            self.gateway.command(command.arrival_mono_ns, command.message, Counter::of(&command));
             each(command.message);
         }
     }

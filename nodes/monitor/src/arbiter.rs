@@ -50,13 +50,14 @@ impl ArbiterConfig {
     /// Checks the values; names the parameter (a "safe stop" of 0 m/s², or a supervisor that
     /// may be silent for an hour, is not a safety setting).
     pub fn validate(&self) -> Result<(), (String, String)> {
-        for (name, value) in [
-            ("aeb_max_age_s", self.aeb_max_age_s),
-            ("driver_max_age_s", self.driver_max_age_s),
-            ("supervisor_max_age_s", self.supervisor_max_age_s),
+        // The supervisor speaks every 100 ms: less than two of its periods is a false alarm.
+        for (name, value, low) in [
+            ("aeb_max_age_s", self.aeb_max_age_s, 0.0),
+            ("driver_max_age_s", self.driver_max_age_s, 0.0),
+            ("supervisor_max_age_s", self.supervisor_max_age_s, 0.2),
         ] {
-            if !(value > 0.0 && value <= 5.0) {
-                return Err((name.into(), format!("{value} is outside (0, 5] s")));
+            if !(value > low && value <= 5.0) {
+                return Err((name.into(), format!("{value} is outside ({low}, 5] s")));
             }
         }
         if !(0.0..=60.0).contains(&self.startup_grace_s) {

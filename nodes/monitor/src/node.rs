@@ -2,7 +2,7 @@
 //! [`Supervisor`], the [`Arbiter`] and the [`ActuatorGateway`] from topics and publish what
 //! they decide.
 
-use crate::actuator::{ActuatorGateway, GatewayConfig};
+use crate::actuator::{ActuatorGateway, Counter, GatewayConfig};
 use crate::arbiter::{Arbiter, ArbiterConfig, SafeStopState};
 use crate::supervisor::{Severity, State, Supervisor, SupervisorConfig, Transition, STARTUP};
 use reflex_msgs::diagnostic_msgs::{DiagnosticArray, DiagnosticStatus, KeyValue};
@@ -124,9 +124,13 @@ impl MonitorConfig {
             }
         };
         range("startup_grace_s", self.startup_grace_s, 0.0, 600.0, false)?;
-        range("health_timeout_ms", self.health_timeout_ms, 50.0, 60_000.0, false)?;
+        // Nodes report health every 100 ms and the arbiter commands at 50 Hz: limits below
+        // 1.5 report periods or 2 command periods would raise a safe stop that never ends.
+        range("health_timeout_ms", self.health_timeout_ms, 150.0, 60_000.0, false)?;
         range("command_budget_ms", self.command_budget_ms, 0.0, 60_000.0, false)?;
-        range("command_deadline_ms", self.command_deadline_ms, 0.0, 60_000.0, false)?;
+        if self.command_deadline_ms != 0.0 {
+            range("command_deadline_ms", self.command_deadline_ms, 40.0, 60_000.0, false)?;
+        }
         self.supervisor.validate()
     }
 }
@@ -170,8 +174,43 @@ struct NodeView {
     sequence: u64,
     /// Healthy (no ERROR) in its last report.
     healthy: bool,
-    /// The pid whose liveliness token went away, while no newer instance has reported.
-    gone: Option<u32>,
+    /// The pid whose liveliness token went away and its last sequence then, while neither a
+    /// newer instance nor this one (well past that sequence) has reported.
+    gone: Option<(u32, u64)>,
+}
+
+/// Reports of an instance whose token went away that say nothing: those it may have sent
+/// before it died. A live one (its token lost to a lease expiry under load) is believed again
+/// from its `GONE_REPORTS_IGNORED + 1`-th next report on; the safe stop it raised stays latched.
+const GONE_REPORTS_IGNORED: u64 = 2;
+
+impl NodeView {
+    /// The liveliness token of instance `pid` went away: whether that is a loss (it is the
+    /// current instance, or none has reported yet). A late `delete` of an older instance says
+    /// nothing about the current one.
+    fn token_gone(&mut self, pid: u32) -> bool {
+        let current = self.pid.is_none_or(|current| current == pid);
+        if current {
+            self.gone = Some((pid, self.sequence));
+        }
+        current
+    }
+
+    /// A health report of instance `pid` with `sequence` arrived at `arrival_ns`: `None` when
+    /// it is refused (a replay, or sent by a gone instance before it went), else whether it
+    /// ended a loss.
+    fn report(&mut self, pid: u32, sequence: u64, arrival_ns: i64) -> Option<bool> {
+        let from_gone = self
+            .gone
+            .is_some_and(|(gone, last)| gone == pid && sequence <= last.saturating_add(GONE_REPORTS_IGNORED));
+        if from_gone || (self.pid == Some(pid) && sequence <= self.sequence) {
+            return None;
+        }
+        self.pid = Some(pid);
+        self.sequence = sequence;
+        self.last_report_ns = Some(arrival_ns);
+        Some(self.gone.take().is_some())
+    }
 }
 
 fn run_monitor(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
@@ -185,7 +224,7 @@ struct CommandWatch {
     budget_ns: i64,
     deadline_ns: i64,
     last_arrival_ns: Option<i64>,
-    last_sequence: Option<i64>,
+    last_counter: Option<Counter>,
     last_stamp: Option<i64>,
     stamp_changed_ns: Option<i64>,
 }
@@ -199,9 +238,20 @@ impl CommandWatch {
         now: i64,
         received: &reflex_runtime::Received<&BrakeRequest>,
     ) {
+        // A new publisher after a silence is a restarted arbiter (its counter starts again);
+        // the silence itself has already raised "command stream".
+        let silence_ns = if self.deadline_ns > 0 { self.deadline_ns } else { 100_000_000 };
+        let silent = self.last_arrival_ns.is_none_or(|at| received.arrival_mono_ns.saturating_sub(at) > silence_ns);
         self.last_arrival_ns = Some(received.arrival_mono_ns);
-        if let Some(sequence) = received.sequence {
-            if self.last_sequence.is_some_and(|last| sequence <= last) {
+        if let Some(counter) = Counter::of(received) {
+            let went_back = self.last_counter.is_some_and(|last| {
+                if last.publisher == counter.publisher {
+                    counter.value <= last.value
+                } else {
+                    !silent
+                }
+            });
+            if went_back {
                 changes.extend(supervisor.raise_transient(
                     now,
                     "command counter",
@@ -209,7 +259,7 @@ impl CommandWatch {
                     "the arbiter's command counter went back (a replay, or a second sender)",
                 ));
             }
-            self.last_sequence = Some(sequence);
+            self.last_counter = Some(counter);
         }
         if self.budget_ns == 0 {
             return;
@@ -329,7 +379,7 @@ pub fn run_monitor_on(
         budget_ns: (config.command_budget_ms * 1e6) as i64,
         deadline_ns: (config.command_deadline_ms * 1e6) as i64,
         last_arrival_ns: None,
-        last_sequence: None,
+        last_counter: None,
         last_stamp: None,
         stamp_changed_ns: None,
     };
@@ -357,9 +407,7 @@ pub fn run_monitor_on(
             // own health report is what clears its loss).
             let Liveliness::Gone(name, pid) = update else { continue };
             let Some(view) = views.get_mut(&name) else { continue };
-            // A late `delete` of an older instance says nothing about the current one.
-            if view.pid.is_none_or(|current| current == pid) {
-                view.gone = Some(pid);
+            if view.token_gone(pid) {
                 changes.extend(supervisor.raise(now, &format!("{name}: gone"), Severity::SafeStop, "node gone"));
             }
         }
@@ -375,17 +423,13 @@ pub fn run_monitor_on(
                         continue;
                     }
                 };
-                // A report of the instance that went away cannot clear its loss; an older
-                // report of the same instance is a replay.
-                if view.gone == Some(report.pid) || (view.pid == Some(report.pid) && report.sequence <= view.sequence) {
-                    subscriber.reject();
-                    continue;
-                }
-                view.pid = Some(report.pid);
-                view.sequence = report.sequence;
-                view.last_report_ns = Some(received.arrival_mono_ns);
-                if view.gone.take().is_some() {
-                    changes.extend(supervisor.clear(now, &format!("{name}: gone")));
+                match view.report(report.pid, report.sequence, received.arrival_mono_ns) {
+                    None => {
+                        subscriber.reject();
+                        continue;
+                    }
+                    Some(true) => changes.extend(supervisor.clear(now, &format!("{name}: gone"))),
+                    Some(false) => {}
                 }
                 let prefix = format!("{name}: ");
                 entries.clear();
@@ -537,13 +581,19 @@ impl Default for ArbiterNodeConfig {
     }
 }
 
-fn check_arbiter(value: &serde_json::Value) -> Result<(), (String, String)> {
-    let config: ArbiterNodeConfig = parse_params_value(value)?;
-    config.arbiter.validate()?;
-    if !(10.0..=1000.0).contains(&config.rate_hz) {
-        return Err(("rate_hz".into(), format!("{} is outside [10, 1000] Hz", config.rate_hz)));
+impl ArbiterNodeConfig {
+    /// Checks the values; names the parameter.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        self.arbiter.validate()?;
+        if !(10.0..=1000.0).contains(&self.rate_hz) {
+            return Err(("rate_hz".into(), format!("{} is outside [10, 1000] Hz", self.rate_hz)));
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+fn check_arbiter(value: &serde_json::Value) -> Result<(), (String, String)> {
+    parse_params_value::<ArbiterNodeConfig>(value)?.validate()
 }
 
 pub const ARBITER_KIND: NodeKind = NodeKind {
@@ -578,7 +628,7 @@ pub fn run_arbiter_on(
     config: &ArbiterNodeConfig,
     shutdown: &Shutdown,
 ) -> Result<(), RunError> {
-    config.arbiter.validate().map_err(|(path, message)| format!("arbiter parameter {path}: {message}"))?;
+    config.validate().map_err(|(path, message)| format!("arbiter parameter {path}: {message}"))?;
     let clock = node.clock().clone();
     let latest = InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest);
     let mut aeb =
@@ -700,8 +750,9 @@ pub const ACTUATOR_KIND: NodeKind = NodeKind {
         ("timeout_ms", "100", "no valid command this long: brake"),
         ("stale_stamp_ms", "500", "the commands' capture stamp unchanged this long: brake"),
         ("fallback_decel_mps2", "6", "deceleration when braking by itself"),
-        ("max_decel_mps2", "12", "largest plausible commanded deceleration"),
+        ("max_decel_mps2", "15", "largest plausible commanded deceleration (the arbiter's limit)"),
         ("recover_ms", "500", "valid commands needed (and a standstill) before a fallback ends"),
+        ("release", "standstill", "a fallback ends at a standstill on a fresh /vehicle/state; stable_period where none exists"),
         ("rate_hz", "100", "the demand to the brake unit is published this often"),
     ],
     check_params: check_actuator,
@@ -733,7 +784,7 @@ fn run_actuator(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
         node.wait_for_input(Duration::from_millis(2));
         for _ in 0..DRAIN_LIMIT {
             let Some(command) = commands.recv() else { break };
-            if gateway.command(command.arrival_mono_ns, command.message, command.sequence) {
+            if gateway.command(command.arrival_mono_ns, command.message, Counter::of(&command)) {
                 demand.header.stamp = command.message.header.stamp;
                 demand.time_to_collision_s = command.message.time_to_collision_s;
             } else {
@@ -773,4 +824,27 @@ fn run_actuator(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// M10 and availability: a replay or a report the dead instance sent before its token went
+    /// away never ends the loss; a new instance does, and so does the same instance going on
+    /// reporting well past the loss (its token lost to a lease expiry while it lived).
+    #[test]
+    fn a_loss_ends_only_with_evidence_of_a_live_instance() {
+        let mut view = NodeView::default();
+        assert_eq!(view.report(10, 1, 0), Some(false));
+        assert_eq!(view.report(10, 1, 1), None, "a replay");
+        assert!(!view.token_gone(9), "an older instance's token");
+        assert!(view.token_gone(10));
+        assert_eq!(view.report(10, 2, 2), None, "sent before it went");
+        assert_eq!(view.report(10, 3, 3), None, "sent before it went");
+        assert_eq!(view.report(10, 4, 4), Some(true), "alive after all");
+        assert!(view.token_gone(10));
+        assert_eq!(view.report(11, 1, 5), Some(true), "a new instance");
+        assert_eq!(view.pid, Some(11));
+    }
 }
