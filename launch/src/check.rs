@@ -146,6 +146,22 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
             }
         }
     }
+    if let Some(access) = &loaded.zenoh.access_control {
+        // An external user's sessions name themselves `<user>` or `<user>-<anything>`, and the
+        // router lets the user write health and liveliness under those names: a node of the
+        // launch named so could be spoken for by that outside process.
+        for (file, node) in &loaded.nodes {
+            let name = node.name.value.as_str();
+            if let Some(user) =
+                access.external.iter().find(|u| name == u.as_str() || name.starts_with(&format!("{u}-")))
+            {
+                diagnostics.push(
+                    Diagnostic::at(file, &node.name.referenced, format!("node name `{name}` is taken by external user {user:?}"))
+                        .hint(format!("an outside process of user {user:?} may write the health of `{user}` and `{user}-*`: rename the node")),
+                );
+            }
+        }
+    }
     if let (Some(injection), Some(access)) = (&loaded.fault_injection, &loaded.zenoh.access_control) {
         for user in &injection.users {
             if !access.external.contains(user) {
@@ -213,8 +229,7 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
         if grouped.contains(name) {
             continue;
         }
-        let (kind, mut spec) = specs.remove(name).expect("every node has a spec");
-        spec.lock_memory = node.lock_memory;
+        let (kind, spec) = specs.remove(name).expect("every node has a spec");
         let program = match (kind, &node.exec) {
             (Some(kind), _) => Program::Kind { kind: kind.name.to_string(), spec },
             (None, Some(exec)) => Program::Exec { program: exec.value.clone(), args: node.args.clone(), spec },
@@ -577,7 +592,8 @@ fn spec_of(node: &NodeEntry, transport: &TransportConfig, use_sim_time: bool) ->
         use_sim_time,
         faults: Vec::new(),
         fault_injection: false,
-        lock_memory: false,
+        // Grouped nodes too: a group process locks its memory when any member asks for it.
+        lock_memory: node.lock_memory,
     }
 }
 

@@ -7,9 +7,9 @@
 //! until it is itself asked to stop.
 //!
 //! No orphans: each child runs in its own process group and asks the kernel for a signal when
-//! the launcher dies (`PR_SET_PDEATHSIG`): SIGTERM, so a safety unit can say its last word (the
-//! arbiter commands full braking), and every node exits within a few seconds of it (see `reflex
-//! node`). On SIGINT/SIGTERM the launcher sends SIGTERM to every group, waits `grace`, then
+//! the launcher dies (`PR_SET_PDEATHSIG`): built-in nodes get SIGTERM, so a safety unit can
+//! say its last word (the arbiter commands full braking) and every node exits within 3 s of it
+//! (see `reflex node`); external programs (`exec:`) get SIGKILL, since nothing makes them exit. On SIGINT/SIGTERM the launcher sends SIGTERM to every group, waits `grace`, then
 //! sends SIGKILL.
 //!
 //! Real time: a unit's SCHED_FIFO priority and CPU set are applied in the child before the
@@ -109,7 +109,8 @@ pub fn launch(mut plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bo
                 RestartPolicy::OnFailure => !ok,
                 RestartPolicy::Always => true,
             };
-            if restart && running.restarts < running.unit.restart.max_restarts && !others_stopped {
+            // Once the others are stopped for a failed required unit, only safety units restart.
+            if restart && running.restarts < running.unit.restart.max_restarts && (!others_stopped || running.unit.safety) {
                 running.restarts += 1;
                 eprintln!(
                     "reflex launch: `{}` {}; restart {}/{} in {} ms",
@@ -241,21 +242,25 @@ impl Credentials {
         Ok(credentials)
     }
 
-    /// Writes a file that did not exist, mode 0600, refusing symlinks.
+    /// Writes `path` mode 0600: a new file (exclusively, never through a symlink) beside it,
+    /// filled, then renamed over it, so a reader never sees it half written.
     fn write_private(&mut self, path: &Path, text: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::remove_file(path).or_else(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Ok(()),
-            _ => Err(e),
-        });
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let partial = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+        let _ = std::fs::remove_file(&partial);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .with_context(|| format!("cannot create {} (exclusively, mode 0600)", path.display()))?;
-        file.write_all(text.as_bytes())?;
+            .open(&partial)
+            .with_context(|| format!("cannot create {} (exclusively, mode 0600)", partial.display()))?;
+        let written = file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).and_then(|()| std::fs::rename(&partial, path));
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error).with_context(|| format!("cannot write {}", path.display()));
+        }
         self.written.push(path.to_path_buf());
         Ok(())
     }
@@ -302,14 +307,17 @@ fn create_private_dir() -> Result<PathBuf> {
 /// a real folder (not a symlink), ours, and closed to others; refused otherwise (H11).
 fn open_private_dir(dir: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    // Created (the folders above it as needed, the folder itself alone: never through a
+    // symlink someone planted meanwhile), then checked whether we made it or found it.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
     match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
         Err(e) => return Err(e).with_context(|| format!("cannot look at {}", dir.display())),
         Ok(metadata) => {
             // SAFETY: geteuid has no preconditions.
@@ -397,12 +405,15 @@ fn spawn(
     let all_cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).collect();
     let cpu_set = Some(cpu_set_of(if unit.cpu_affinity.is_empty() { &all_cpus } else { &unit.cpu_affinity })?);
     let priority = unit.priority;
+    // Built-in nodes get SIGTERM when the launcher dies, say their last word and exit within
+    // 3 s by themselves; an external program promises nothing of the kind: SIGKILL.
+    let death_signal = if matches!(program, Program::Exec { .. }) { libc::SIGKILL } else { libc::SIGTERM };
     // SAFETY: only async-signal-safe calls (setpgid, prctl, getppid, fcntl, sched_setaffinity,
     // sched_setscheduler, _exit) between fork and exec; nothing allocates.
     unsafe {
         command.pre_exec(move || {
             libc::setpgid(0, 0);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            libc::prctl(libc::PR_SET_PDEATHSIG, death_signal);
             // The launcher may have died between fork and prctl.
             if libc::getppid() != launcher {
                 libc::_exit(1);
@@ -475,15 +486,35 @@ fn forward(
 /// Says clearly where the OS refused a unit's priority or CPU set (they were applied in the
 /// child; a refusal there cannot be reported from it).
 fn check_scheduling(unit: &Unit, pid: libc::pid_t) {
-    if let Some(priority) = unit.priority {
-        // SAFETY: plain syscall on a pid we just started.
-        let policy = unsafe { libc::sched_getscheduler(pid) };
-        if policy >= 0 && policy & !libc::SCHED_RESET_ON_FORK != libc::SCHED_FIFO {
-            eprintln!(
-                "reflex launch: warning: cannot give `{}` SCHED_FIFO priority {priority} (needs root or CAP_SYS_NICE); \
-                 it runs with normal scheduling",
-                unit.name,
-            );
+    let (want_policy, want_priority) = match unit.priority {
+        Some(priority) => (libc::SCHED_FIFO, i32::from(priority)),
+        None => (libc::SCHED_OTHER, 0),
+    };
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscalls on a pid we just started, into a sched_param we own.
+    let (policy, got) = unsafe { (libc::sched_getscheduler(pid), libc::sched_getparam(pid, &mut param)) };
+    if policy >= 0 && got == 0 && (policy & !libc::SCHED_RESET_ON_FORK, param.sched_priority) != (want_policy, want_priority) {
+        let policy_name = |p: i32| if p & !libc::SCHED_RESET_ON_FORK == libc::SCHED_FIFO { "SCHED_FIFO" } else { "normal scheduling" };
+        eprintln!(
+            "reflex launch: warning: `{}` runs with {} priority {} instead of {} priority {want_priority} \
+             (SCHED_FIFO needs root or CAP_SYS_NICE, and a priority within RLIMIT_RTPRIO)",
+            unit.name,
+            policy_name(policy),
+            param.sched_priority,
+            policy_name(want_policy),
+        );
+    }
+    if !unit.cpu_affinity.is_empty() {
+        // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills one we own.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let got = unsafe { libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        // SAFETY: CPU_ISSET reads the set we own.
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect();
+        let mut wanted = unit.cpu_affinity.clone();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if got == 0 && cpus != wanted {
+            eprintln!("reflex launch: warning: `{}` runs on CPUs {cpus:?} instead of {wanted:?}", unit.name);
         }
     }
 }

@@ -276,16 +276,20 @@ fn a_killed_node_leads_to_safe_stop_at_the_arbiter() {
         observer.subscriber::<BrakeRequest>("/vehicle/brake_command", InputOptions::default().capacity(256)).unwrap();
     let mut states =
         observer.subscriber::<SafeStop>("/monitor/safe_stop", InputOptions::default().capacity(64)).unwrap();
-    // Nominal first: the arbiter commands no braking while the monitor is content.
+    // Nominal first: the monitor has released its start-up engagement and the arbiter commands
+    // no braking. (In its own start-up grace the arbiter commands none before it has heard the
+    // monitor at all, so its command alone proves nothing.)
     let start = Instant::now();
-    let mut nominal = false;
-    while !nominal {
-        assert!(start.elapsed() < Duration::from_secs(20), "never nominal");
+    let (mut released, mut nominal) = (false, false);
+    while !(released && nominal) {
+        assert!(start.elapsed() < Duration::from_secs(20), "never nominal (monitor released: {released})");
         observer.wait_for_input(Duration::from_millis(20));
-        while let Some(command) = commands.recv() {
-            nominal = command.message.level == BrakeRequest::LEVEL_NONE;
+        while let Some(state) = states.recv() {
+            released = !state.message.engaged;
         }
-        while states.recv().is_some() {}
+        while let Some(command) = commands.recv() {
+            nominal = released && command.message.level == BrakeRequest::LEVEL_NONE;
+        }
     }
     let list = launch.tool(&["node", "list"], "killed");
     let camera_pid: i32 = list
@@ -329,7 +333,8 @@ fn perception_failing_for_good_never_stops_the_safety_units() {
         "perception_fails.yaml",
         "zenoh: {prefix: c4}\nnodes:\n  - name: camera\n    exec: /bin/sh\n    args: [\"-c\", \"sleep 2; exit 3\"]\n    \
          restart: {policy: on-failure, max_restarts: 1, backoff_ms: 100}\n  - name: monitor\n    kind: monitor\n    \
-         params:\n      required_nodes: [camera]\n      command_budget_ms: 0\n      startup_grace_s: 1\n  - name: arbiter\n    kind: arbiter\n",
+         params:\n      required_nodes: [camera]\n      command_budget_ms: 0\n      startup_grace_s: 1\n  - name: arbiter\n    kind: arbiter\n    \
+         restart: {policy: on-failure, max_restarts: 3, backoff_ms: 100}\n",
     );
     let port = 17717;
     let launch = Launch::start(&file, port, &[]);
@@ -353,6 +358,32 @@ fn perception_failing_for_good_never_stops_the_safety_units() {
         }
     }
     assert!(full >= 50, "the arbiter commands full braking at 50 Hz: {full} in 2 s");
+    // A safety unit that dies after that is still restarted (its restart policy holds).
+    let arbiter = children
+        .iter()
+        .copied()
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("arbiter"))
+        })
+        .expect("the arbiter's process");
+    // SAFETY: a signal to our launch's own child.
+    unsafe { libc::kill(arbiter as i32, libc::SIGKILL) };
+    launch.wait_for("`arbiter` was killed by signal 9; restart 1/3", Duration::from_secs(10));
+    let start = Instant::now();
+    while children_of(launch.child.id()).len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the arbiter was not started again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while commands.recv().is_some() {}
+    let start = Instant::now();
+    let mut full = 0;
+    while full < 10 {
+        assert!(start.elapsed() < Duration::from_secs(20), "the restarted arbiter never commanded full braking");
+        observer.wait_for_input(Duration::from_millis(20));
+        while let Some(command) = commands.recv() {
+            full += usize::from(command.message.level == BrakeRequest::LEVEL_FULL);
+        }
+    }
 }
 
 /// Property 6 (M8): a unit's SCHED_FIFO priority is set before its program starts, so every
