@@ -272,8 +272,16 @@ impl AebCore {
         let t_ns = self.advance_timeline(stamp_ns, arrival_ns);
         self.measurements.clear();
         for detection in &detections.detections {
-            let Some(best) = detection.results.iter().max_by(|a, b| a.hypothesis.score.total_cmp(&b.hypothesis.score))
-            else {
+            // The best hypothesis with a finite score (a NaN one must not hide a valid one).
+            let best = detection
+                .results
+                .iter()
+                .filter(|r| r.hypothesis.score.is_finite())
+                .max_by(|a, b| a.hypothesis.score.total_cmp(&b.hypothesis.score));
+            let Some(best) = best else {
+                if !detection.results.is_empty() {
+                    self.refused_detections += 1;
+                }
                 continue;
             };
             let bbox = &detection.bbox;
@@ -628,6 +636,19 @@ mod tests {
         });
         assert!(in_time(full));
         assert_eq!(core.refused_detections, 1);
+    }
+
+    /// A NaN-scored hypothesis beside the real one hides nothing: the real class is taken.
+    #[test]
+    fn a_nan_hypothesis_does_not_hide_the_valid_one() {
+        let mut core = AebCore::new(&AebConfig::default());
+        let full = close_in(&mut core, wall, |_, detections| {
+            let mut nan = detections.detections[0].results[0].clone();
+            nan.hypothesis.score = f64::NAN;
+            detections.detections[0].results.insert(0, nan);
+        });
+        assert!(in_time(full), "{full:?}");
+        assert_eq!(core.refused_detections, 0);
     }
 
     /// M2: a frame stamped zero is refused (the last decision holds); one stamped far in the

@@ -82,8 +82,18 @@ impl ThreatConfig {
                 "the warning must come at least 0.8 s before full braking (UN R152)".into(),
             ));
         }
-        if self.full_decel_min_mps2 < 5.0 || self.max_decel_mps2 < self.full_decel_min_mps2 {
+        if !(5.0..=self.max_decel_mps2).contains(&self.full_decel_min_mps2) {
             return Err(("full_decel_min_mps2".into(), "need 5 <= full_decel_min_mps2 <= max_decel_mps2".into()));
+        }
+        // The arbiter and the actuator gateway refuse a request beyond 15 m/s² as implausible.
+        if !(self.max_decel_mps2 <= 15.0) {
+            return Err(("max_decel_mps2".into(), format!("{} is over 15 m/s², which the arbiter refuses", self.max_decel_mps2)));
+        }
+        if !(self.partial_decel_mps2 > 0.0 && self.partial_decel_mps2 <= self.full_decel_min_mps2) {
+            return Err(("partial_decel_mps2".into(), "need 0 < partial_decel_mps2 <= full_decel_min_mps2".into()));
+        }
+        if !(1.0..=3.0).contains(&self.decel_safety_factor) {
+            return Err(("decel_safety_factor".into(), format!("{} is outside [1, 3]", self.decel_safety_factor)));
         }
         if !(0.0..1.0).contains(&self.release_decel_factor)
             || self.release_hold_s < 0.0
@@ -360,5 +370,13 @@ mod tests {
         assert_eq!(config.validate().unwrap_err().0, "warn_ttc_s");
         let config = ThreatConfig { full_decel_min_mps2: 4.0, ..ThreatConfig::default() };
         assert_eq!(config.validate().unwrap_err().0, "full_decel_min_mps2");
+        let config = ThreatConfig { full_decel_min_mps2: f64::NAN, ..ThreatConfig::default() };
+        assert_eq!(config.validate().unwrap_err().0, "full_decel_min_mps2");
+        let config = ThreatConfig { max_decel_mps2: 20.0, ..ThreatConfig::default() };
+        assert_eq!(config.validate().unwrap_err().0, "max_decel_mps2", "more than the arbiter takes");
+        let config = ThreatConfig { decel_safety_factor: f64::NAN, ..ThreatConfig::default() };
+        assert_eq!(config.validate().unwrap_err().0, "decel_safety_factor");
+        let config = ThreatConfig { partial_decel_mps2: 0.0, ..ThreatConfig::default() };
+        assert_eq!(config.validate().unwrap_err().0, "partial_decel_mps2");
     }
 }

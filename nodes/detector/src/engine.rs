@@ -169,7 +169,7 @@ impl Detector {
             return Ok(());
         }
         let ((cw, ch), (ox, oy)) = self.canvas(width, height);
-        if cw * ch > MAX_CANVAS_PIXELS {
+        if cw.saturating_mul(ch) > MAX_CANVAS_PIXELS {
             return Err(DetectorError::Geometry(format!(
                 "a {width}x{height} frame needs a {cw}x{ch} canvas, more than {MAX_CANVAS_PIXELS} pixels"
             )));

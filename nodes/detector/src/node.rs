@@ -171,7 +171,8 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
             // A new frame size costs a compile (seconds of CPU): at most one per COMPILE_PERIOD,
             // so frames that alternate sizes cannot keep the detector (and the cores the safety
             // units share) busy compiling (M4).
-            if let Err(problem) = geometry.admit(image.width, image.height, &detector) {
+            let canvas = |width, height| detector.canvas(width, height).0;
+            if let Err(problem) = geometry.admit(image.width, image.height, canvas, Instant::now()) {
                 images.reject();
                 bad_frames += 1;
                 if bad_frames == 1 || bad_frames.is_power_of_two() {
@@ -233,37 +234,61 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
 
 /// A new frame size may cost a compile at most this often.
 const COMPILE_PERIOD: Duration = Duration::from_secs(10);
+/// A new frame size is taken only after this many frames of it in a row: one stray frame (a
+/// driver glitch, a corrupt header) must not make the detector refuse the real size for
+/// `COMPILE_PERIOD` and so cause a safe stop.
+const SIZE_CHANGE_FRAMES: u32 = 10;
 
 /// Which frame sizes the detector takes: the first (within limits), and another one only when
-/// the last change is `COMPILE_PERIOD` old.
+/// it has lasted `SIZE_CHANGE_FRAMES` frames and the last change is `COMPILE_PERIOD` old.
 #[derive(Default)]
 struct Geometry {
     size: Option<(u32, u32)>,
     changed_at: Option<Instant>,
+    /// Another size seen in a row, and how many times.
+    candidate: Option<((u32, u32), u32)>,
 }
 
 impl Geometry {
-    fn admit(&mut self, width: u32, height: u32, detector: &Detector) -> Result<(), String> {
+    /// Whether a `width`x`height` frame may go to the model at `now`; `canvas` gives the
+    /// model input a frame of that size needs.
+    fn admit(
+        &mut self,
+        width: u32,
+        height: u32,
+        canvas: impl FnOnce(u32, u32) -> (u64, u64),
+        now: Instant,
+    ) -> Result<(), String> {
         if self.size == Some((width, height)) {
+            self.candidate = None;
             return Ok(());
         }
         if width == 0 || height == 0 || width > 16_384 || height > 16_384 {
             return Err(format!("{width}x{height} is no camera frame"));
         }
-        let ((cw, ch), _) = detector.canvas(width, height);
-        if cw * ch > crate::engine::MAX_CANVAS_PIXELS {
+        let (cw, ch) = canvas(width, height);
+        if cw.saturating_mul(ch) > crate::engine::MAX_CANVAS_PIXELS {
             return Err(format!("a {width}x{height} frame needs a {cw}x{ch} canvas"));
         }
-        if let (Some((w, h)), Some(at)) = (self.size, self.changed_at) {
-            if at.elapsed() < COMPILE_PERIOD {
+        if let Some((w, h)) = self.size {
+            let seen = match self.candidate {
+                Some((size, n)) if size == (width, height) => n + 1,
+                _ => 1,
+            };
+            self.candidate = Some(((width, height), seen));
+            if seen < SIZE_CHANGE_FRAMES {
+                return Err(format!("{width}x{height} after {w}x{h}: {seen} such frames in a row, a size change takes {SIZE_CHANGE_FRAMES}"));
+            }
+            if let Some(at) = self.changed_at.filter(|at| now.saturating_duration_since(*at) < COMPILE_PERIOD) {
                 return Err(format!(
                     "{width}x{height} after {w}x{h} {:.1} s ago (one size change per {COMPILE_PERIOD:?})",
-                    at.elapsed().as_secs_f64()
+                    now.saturating_duration_since(at).as_secs_f64()
                 ));
             }
         }
         self.size = Some((width, height));
-        self.changed_at = Some(Instant::now());
+        self.changed_at = Some(now);
+        self.candidate = None;
         Ok(())
     }
 }
@@ -325,5 +350,41 @@ pub fn fill_message(message: &mut Detection2DArray, found: &[Detection], labels:
         out.bbox.size_x = f64::from(d.x1 - d.x0);
         out.bbox.size_y = f64::from(d.y1 - d.y0);
         out.id.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(width: u32, height: u32) -> (u64, u64) {
+        (u64::from(width), u64::from(height))
+    }
+
+    /// M4 and nuisance braking: a stray frame of another size changes nothing; a camera that
+    /// really changed size is followed after SIZE_CHANGE_FRAMES frames, at most once per
+    /// COMPILE_PERIOD; absurd sizes never.
+    #[test]
+    fn a_stray_frame_size_never_displaces_the_real_one() {
+        let start = Instant::now();
+        let mut geometry = Geometry::default();
+        assert!(geometry.admit(640, 480, frame, start).is_ok());
+        let later = start + COMPILE_PERIOD * 2;
+        assert!(geometry.admit(1280, 720, frame, later).is_err(), "one stray frame");
+        assert!(geometry.admit(640, 480, frame, later).is_ok(), "the real size goes on");
+        for k in 1..SIZE_CHANGE_FRAMES {
+            assert!(geometry.admit(1280, 720, frame, later).is_err(), "frame {k} of the new size");
+        }
+        assert!(geometry.admit(1280, 720, frame, later).is_ok(), "the new size, after it lasted");
+        assert!(geometry.admit(640, 480, frame, later).is_err(), "and now the old one is the stray");
+        for _ in 0..2 * SIZE_CHANGE_FRAMES {
+            assert!(geometry.admit(320, 240, frame, later).is_err(), "a second change within the period");
+        }
+        assert!(geometry.admit(320, 240, frame, later + COMPILE_PERIOD).is_ok());
+        assert!(geometry.admit(0, 240, frame, later + COMPILE_PERIOD * 3).is_err());
+        let huge = |w: u32, h: u32| (u64::from(w) * 1000, u64::from(h) * 1000);
+        for _ in 0..2 * SIZE_CHANGE_FRAMES {
+            assert!(geometry.admit(640, 480, huge, later + COMPILE_PERIOD * 3).is_err(), "canvas too large");
+        }
     }
 }

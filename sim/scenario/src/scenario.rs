@@ -94,7 +94,7 @@ pub struct ScenarioFile {
     pub expect: Expect,
     /// Simulated time per cell, s (default: start TTC + 3 s).
     #[serde(default)]
-    pub duration_s: Option<f64>,
+    pub duration_s: Option<Spanned<f64>>,
     pub actors: Vec<ActorSpec>,
 }
 
@@ -198,6 +198,8 @@ fn values(
 
 /// The most cells one scenario file may expand to (the largest shipped grid has 120).
 pub const MAX_CELLS: usize = 10_000;
+/// The longest simulated time of one cell, s.
+pub const MAX_DURATION_S: f64 = 600.0;
 
 /// The cartesian product of every listed parameter.
 fn expand(file: &ScenarioFile) -> Result<Vec<Cell>, (Location, String)> {
@@ -238,6 +240,12 @@ fn expand(file: &ScenarioFile) -> Result<Vec<Cell>, (Location, String)> {
     }
     if file.actors.is_empty() {
         return Err((file.ego_speed_kmh.referenced, "a scenario needs at least one actor".into()));
+    }
+    // One cell runs for this long (in real time under the HIL bench): bounded like the grid.
+    if let Some(duration) = &file.duration_s {
+        if !(0.1..=MAX_DURATION_S).contains(&duration.value) {
+            return Err((duration.referenced, format!("duration_s {} is outside 0.1..={MAX_DURATION_S} s", duration.value)));
+        }
     }
     // Lists multiply: a few long ones would ask for more cells than any run can take.
     let count = axes.iter().try_fold(1usize, |n, (_, values)| n.checked_mul(values.len()));
@@ -321,7 +329,7 @@ fn make_cell(file: &ScenarioFile, chosen: &[(String, f64)]) -> Cell {
         ego_speed_kmh: ego_kmh,
         parameters,
         actors,
-        duration_s: file.duration_s.unwrap_or(longest_ttc + 3.0),
+        duration_s: file.duration_s.as_ref().map_or(longest_ttc + 3.0, |d| d.value),
     }
 }
 
@@ -401,6 +409,19 @@ mod tests {
         let error = parse(Path::new("big.yaml"), &text).unwrap_err();
         assert!(error.message.contains("more than 10000 cells"), "{error}");
         assert_eq!(error.line, 2, "{error}");
+    }
+
+    /// One cell of `.inf` or `1e12` s would run for ever under the bench.
+    #[test]
+    fn an_endless_or_negative_duration_is_refused() {
+        for bad in [".inf", ".nan", "-1", "1e12"] {
+            let text = format!("name: X\nego_speed_kmh: 30\nduration_s: {bad}\nactors:\n  - {{kind: car, speed_kmh: 0}}\n");
+            let error = parse(Path::new("long.yaml"), &text).unwrap_err();
+            assert!(error.message.contains("duration_s"), "{bad}: {error}");
+            assert_eq!(error.line, 3, "{error}");
+        }
+        let text = "name: X\nego_speed_kmh: 30\nduration_s: 12\nactors:\n  - {kind: car, speed_kmh: 0}\n";
+        assert_eq!(parse(Path::new("ok.yaml"), text).unwrap().1[0].duration_s, 12.0);
     }
 
     #[test]
