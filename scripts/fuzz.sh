@@ -25,11 +25,17 @@ if ! cargo +nightly --version >/dev/null 2>&1; then
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     say "installing cargo-fuzz 0.13.2"
-    cargo install cargo-fuzz --locked --version 0.13.2 >/dev/null 2>&1
+    if ! cargo install cargo-fuzz --locked --version 0.13.2 >/dev/null 2>&1; then
+        echo "fuzz install: FAILED (cargo install cargo-fuzz)"
+        exit 1
+    fi
 fi
 cd fuzz
 flags=(-O -s none --debug-assertions)
-cargo +nightly fuzz build "${flags[@]}" >&2
+if ! cargo +nightly fuzz build "${flags[@]}" >&2; then
+    echo "fuzz build: FAILED"
+    exit 1
+fi
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 passed=0

@@ -10,7 +10,8 @@
 //! operation where the fault is tolerable); no collision; the recording intact. Each row
 //! reports its detection time (fault → the safety function noticed: the monitor's engaged
 //! SafeStop, the arbiter's "supervisor missing", or the gateway braking by itself) and reaction
-//! time (fault → the brake unit applying full braking).
+//! time (fault → the brake unit applying full braking), both from the moment just before the
+//! fault is injected.
 //!
 //! The stack runs with access control on (the launcher routes and checks every sender against
 //! rules derived from the launch graph; the bench is the external user `bench`, a second
@@ -32,6 +33,7 @@ use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop};
 use reflex_msgs::sensor_msgs::{CameraInfo, Image};
 use reflex_msgs::topics;
 use reflex_msgs::vision_msgs::Detection2DArray;
+use reflex_runtime::clock::monotonic_ns;
 use reflex_runtime::fault::FaultCommand;
 use reflex_runtime::transport::Security;
 use reflex_runtime::{
@@ -535,22 +537,27 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
     let mut background: Vec<Background> = Vec::new();
     let mut stopped: Vec<libc::pid_t> = Vec::new();
     let mut resumed = false;
-    let mut gateway: Option<(f64, String)> = None;
-    let mut full_at: Option<f64> = None;
-    let mut standstill_at: Option<f64> = None;
+    // Reactions are timed on the monotonic clock from the moment just before the injection
+    // (an injection can take a while: a liveliness query, a new session, a process to start,
+    // and the plant catches up on its steps afterwards, so plant time would hide that).
+    let mut injected_mono: Option<i64> = None;
+    let mut gateway: Option<(i64, String)> = None;
+    let mut full_at: Option<i64> = None;
+    let mut standstill_ns: Option<i64> = None;
     let session = plant.node().session().clone();
     let fault = row.fault.clone();
     let launcher_pid = stack.launch.0.id() as libc::pid_t;
     let cell_result = plant
         .run_cell_with(&cell, &config, |t, controls| {
-            if let Some((at, why)) = controls.gateway_fallback {
-                gateway.get_or_insert((at, why.describe().to_string()));
+            if let Some((_, why)) = controls.gateway_fallback {
+                gateway.get_or_insert((monotonic_ns(), why.describe().to_string()));
             }
             if t >= args.fault_at_s && full_at.is_none() && controls.applied_level == BrakeRequest::LEVEL_FULL {
-                full_at = Some(t);
+                full_at = Some(monotonic_ns());
             }
-            if t >= args.fault_at_s && standstill_at.is_none() && controls.speed_mps < 0.1 {
-                standstill_at = Some(t);
+            if t >= args.fault_at_s && standstill_ns.is_none() && controls.speed_mps < 0.1 {
+                // On the bench's clock, stepped like the stack's: compared with its stamps.
+                standstill_ns = Some(clock.now_ns());
             }
             if let (Fault::Signal { resume_after_s: Some(after), .. }, Some(_)) = (&fault, injected_ns) {
                 if !resumed && t >= args.fault_at_s + after {
@@ -564,6 +571,8 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
             if t < args.fault_at_s || injected_ns.is_some() {
                 return;
             }
+            let before = clock.now_ns();
+            injected_mono = Some(monotonic_ns());
             let outcome = inject(
                 &fault,
                 &mut Injection {
@@ -579,8 +588,8 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
                 },
                 controls,
             );
-            // After a clock step the fault's moment is read on the stepped clock.
-            injected_ns = Some(clock.now_ns());
+            // The stack's stamps are compared with this; after a clock step, on the stepped clock.
+            injected_ns = Some(if matches!(fault, Fault::ClockStep(_)) { clock.now_ns() } else { before });
             match outcome {
                 Ok(Injected { stress: s, background: b, stopped: p }) => {
                     stress = s;
@@ -613,17 +622,16 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
     if let Some(failure) = failure {
         result.problems.push(failure);
     }
-    let fault_s = if injected_ns.is_some() { args.fault_at_s } else { 0.0 };
+    let since_injection = |at: i64| injected_mono.map(|from| (at - from) as f64 / 1e6);
     if let Some((at, why)) = gateway {
-        result.gateway_ms = Some((at - fault_s) * 1e3);
+        result.gateway_ms = since_injection(at);
         result.gateway_reason = Some(why);
     }
-    result.reaction_ms = full_at.map(|t| (t - args.fault_at_s) * 1e3);
+    result.reaction_ms = full_at.and_then(since_injection);
     // Let the last messages land, then look at what the stack said.
     std::thread::sleep(Duration::from_millis(300));
     let injected = injected_ns.unwrap_or(i64::MAX);
     let during = |at: i64| at >= injected && at <= end_ns;
-    let standstill_ns = standstill_at.map(|t| injected.saturating_add(((t - args.fault_at_s) * 1e9) as i64));
     let mut first_engaged: Option<i64> = None;
     for _ in 0..1_000_000 {
         let Some(s) = safe_stops.recv() else { break };
@@ -1350,7 +1358,8 @@ fn report(results: &[RowResult], args: &HilArgs, bench_priority: Option<i32>) ->
          Noticed: fault → the monitor's first engaged SafeStop (monitor), the arbiter's first \"supervisor missing\" \
          command (arbiter), the gateway braking by itself (gateway); detection is the one the row names. Reaction: \
          fault → the brake unit applying full braking (in nominal rows, the AEB's own full braking). Everything is \
-         counted up to the end of the cell (the ego at a standstill, or 8 s).\n\n\
+         counted up to the end of the cell (the ego at a standstill, or 8 s). \"Fault\" is the moment just before the \
+         bench starts injecting it.\n\n\
          | row | expects | monitor | arbiter | gateway | detection | reaction | impact km/h | min gap m | deadline misses | decode errors | recording | result |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
         args.launch.display(),
