@@ -9,7 +9,8 @@
 //! No orphans: each child runs in its own process group and asks the kernel for a signal when
 //! the launcher dies (`PR_SET_PDEATHSIG`): built-in nodes get SIGTERM, so a safety unit can
 //! say its last word (the arbiter commands full braking) and every node exits within 3 s of it
-//! (see `reflex node`); external programs (`exec:`) get SIGKILL, since nothing makes them exit. On SIGINT/SIGTERM the launcher sends SIGTERM to every group, waits `grace`, then
+//! (see `reflex node`); external programs (`exec:`) get SIGKILL, since nothing makes them
+//! exit. On SIGINT/SIGTERM the launcher sends SIGTERM to every group, waits `grace`, then
 //! sends SIGKILL.
 //!
 //! Real time: a unit's SCHED_FIFO priority and CPU set are applied in the child before the
@@ -110,7 +111,10 @@ pub fn launch(mut plan: Plan, shutdown: &Shutdown, grace: Duration) -> Result<bo
                 RestartPolicy::Always => true,
             };
             // Once the others are stopped for a failed required unit, only safety units restart.
-            if restart && running.restarts < running.unit.restart.max_restarts && (!others_stopped || running.unit.safety) {
+            if restart
+                && running.restarts < running.unit.restart.max_restarts
+                && (!others_stopped || running.unit.safety)
+            {
                 running.restarts += 1;
                 eprintln!(
                     "reflex launch: `{}` {}; restart {}/{} in {} ms",
@@ -256,7 +260,10 @@ impl Credentials {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&partial)
             .with_context(|| format!("cannot create {} (exclusively, mode 0600)", partial.display()))?;
-        let written = file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).and_then(|()| std::fs::rename(&partial, path));
+        let written = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&partial, path));
         if let Err(error) = written {
             let _ = std::fs::remove_file(&partial);
             return Err(error).with_context(|| format!("cannot write {}", path.display()));
@@ -493,8 +500,17 @@ fn check_scheduling(unit: &Unit, pid: libc::pid_t) {
     let mut param = libc::sched_param { sched_priority: 0 };
     // SAFETY: plain syscalls on a pid we just started, into a sched_param we own.
     let (policy, got) = unsafe { (libc::sched_getscheduler(pid), libc::sched_getparam(pid, &mut param)) };
-    if policy >= 0 && got == 0 && (policy & !libc::SCHED_RESET_ON_FORK, param.sched_priority) != (want_policy, want_priority) {
-        let policy_name = |p: i32| if p & !libc::SCHED_RESET_ON_FORK == libc::SCHED_FIFO { "SCHED_FIFO" } else { "normal scheduling" };
+    if policy >= 0
+        && got == 0
+        && (policy & !libc::SCHED_RESET_ON_FORK, param.sched_priority) != (want_policy, want_priority)
+    {
+        let policy_name = |p: i32| {
+            if p & !libc::SCHED_RESET_ON_FORK == libc::SCHED_FIFO {
+                "SCHED_FIFO"
+            } else {
+                "normal scheduling"
+            }
+        };
         eprintln!(
             "reflex launch: warning: `{}` runs with {} priority {} instead of {} priority {want_priority} \
              (SCHED_FIFO needs root or CAP_SYS_NICE, and a priority within RLIMIT_RTPRIO)",
@@ -509,7 +525,8 @@ fn check_scheduling(unit: &Unit, pid: libc::pid_t) {
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         let got = unsafe { libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
         // SAFETY: CPU_ISSET reads the set we own.
-        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect();
+        let cpus: Vec<usize> =
+            (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect();
         let mut wanted = unit.cpu_affinity.clone();
         wanted.sort_unstable();
         wanted.dedup();

@@ -87,7 +87,10 @@ impl ThreatConfig {
         }
         // The arbiter and the actuator gateway refuse a request beyond 15 m/s² as implausible.
         if !(self.max_decel_mps2 <= 15.0) {
-            return Err(("max_decel_mps2".into(), format!("{} is over 15 m/s², which the arbiter refuses", self.max_decel_mps2)));
+            return Err((
+                "max_decel_mps2".into(),
+                format!("{} is over 15 m/s², which the arbiter refuses", self.max_decel_mps2),
+            ));
         }
         if !(self.partial_decel_mps2 > 0.0 && self.partial_decel_mps2 <= self.full_decel_min_mps2) {
             return Err(("partial_decel_mps2".into(), "need 0 < partial_decel_mps2 <= full_decel_min_mps2".into()));

@@ -394,7 +394,8 @@ mod tests {
         assert_eq!(gateway.output(1_300 * MS, Some(8.0)).fallback, Some(Fallback::CommandsStopped));
         let restarted = |value| Some(Counter { publisher: [2; 16], value });
         for (k, t) in (1_300..3_000).step_by(20).enumerate() {
-            let accepted = gateway.command(t * MS, &command(BrakeRequest::LEVEL_NONE, 0.0, t / 33 * 33), restarted(k as i64 + 1));
+            let accepted =
+                gateway.command(t * MS, &command(BrakeRequest::LEVEL_NONE, 0.0, t / 33 * 33), restarted(k as i64 + 1));
             assert!(accepted, "the new arbiter's command {} at {t} ms", k + 1);
             gateway.output(t * MS, Some(0.0));
         }

@@ -200,9 +200,8 @@ impl NodeView {
     /// it is refused (a replay, or sent by a gone instance before it went), else whether it
     /// ended a loss.
     fn report(&mut self, pid: u32, sequence: u64, arrival_ns: i64) -> Option<bool> {
-        let from_gone = self
-            .gone
-            .is_some_and(|(gone, last)| gone == pid && sequence <= last.saturating_add(GONE_REPORTS_IGNORED));
+        let from_gone =
+            self.gone.is_some_and(|(gone, last)| gone == pid && sequence <= last.saturating_add(GONE_REPORTS_IGNORED));
         if from_gone || (self.pid == Some(pid) && sequence <= self.sequence) {
             return None;
         }
@@ -752,7 +751,11 @@ pub const ACTUATOR_KIND: NodeKind = NodeKind {
         ("fallback_decel_mps2", "6", "deceleration when braking by itself"),
         ("max_decel_mps2", "15", "largest plausible commanded deceleration (the arbiter's limit)"),
         ("recover_ms", "500", "valid commands needed (and a standstill) before a fallback ends"),
-        ("release", "standstill", "a fallback ends at a standstill on a fresh /vehicle/state; stable_period where none exists"),
+        (
+            "release",
+            "standstill",
+            "a fallback ends at a standstill on a fresh /vehicle/state; stable_period where none exists",
+        ),
         ("rate_hz", "100", "the demand to the brake unit is published this often"),
     ],
     check_params: check_actuator,

@@ -880,7 +880,9 @@ impl CallbackWriter {
             let gap = sequence.saturating_sub(last_sequence).saturating_sub(1).min(MAX_COUNTED_GAP);
             if gid == last_gid && gap > 0 {
                 // Relaxed: a counter read for reporting only. Saturating: fetch_add would wrap.
-                let _ = self.lost.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_add(gap as u64)));
+                let _ = self
+                    .lost
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_add(gap as u64)));
             }
         }
         if publisher.is_some() {
@@ -1044,10 +1046,11 @@ impl<T: Message> Subscriber<T> {
         let lost = self.stats.dropped.saturating_add(self.stats.lost_in_transport);
         // Drops by a latest-wins queue are its policy, not trouble; messages lost before
         // arrival, or a backlog that overflows, are.
-        let troubling = self
-            .stats
-            .lost_in_transport
-            .saturating_add(if self.policy == OverflowPolicy::DropNewest { self.stats.dropped } else { 0 });
+        let troubling = self.stats.lost_in_transport.saturating_add(if self.policy == OverflowPolicy::DropNewest {
+            self.stats.dropped
+        } else {
+            0
+        });
         if troubling > self.troubling_drops {
             self.watch.trouble(Trouble::Dropped, self.shared.clock.mono_ns());
             self.troubling_drops = troubling;

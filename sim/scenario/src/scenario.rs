@@ -244,7 +244,10 @@ fn expand(file: &ScenarioFile) -> Result<Vec<Cell>, (Location, String)> {
     // One cell runs for this long (in real time under the HIL bench): bounded like the grid.
     if let Some(duration) = &file.duration_s {
         if !(0.1..=MAX_DURATION_S).contains(&duration.value) {
-            return Err((duration.referenced, format!("duration_s {} is outside 0.1..={MAX_DURATION_S} s", duration.value)));
+            return Err((
+                duration.referenced,
+                format!("duration_s {} is outside 0.1..={MAX_DURATION_S} s", duration.value),
+            ));
         }
     }
     // Lists multiply: a few long ones would ask for more cells than any run can take.
@@ -415,7 +418,8 @@ mod tests {
     #[test]
     fn an_endless_or_negative_duration_is_refused() {
         for bad in [".inf", ".nan", "-1", "1e12"] {
-            let text = format!("name: X\nego_speed_kmh: 30\nduration_s: {bad}\nactors:\n  - {{kind: car, speed_kmh: 0}}\n");
+            let text =
+                format!("name: X\nego_speed_kmh: 30\nduration_s: {bad}\nactors:\n  - {{kind: car, speed_kmh: 0}}\n");
             let error = parse(Path::new("long.yaml"), &text).unwrap_err();
             assert!(error.message.contains("duration_s"), "{bad}: {error}");
             assert_eq!(error.line, 3, "{error}");
