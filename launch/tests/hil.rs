@@ -91,6 +91,12 @@ fn every_row_of_the_fault_matrix_passes_and_is_reported() {
             assert!(row["gateway_ms"].as_f64().is_some_and(|w| w > 0.0 && w <= 300.0), "{row}");
         }
     }
+    // The stranger did reach the router with its freeze command (the router refused it).
+    let freeze = row("fault-key freeze from a non-bench user");
+    assert!(freeze["notes"].to_string().contains("freeze command sent"), "{freeze}");
+    for row in rows.iter().filter(|r| r["first_run"].is_string()) {
+        eprintln!("{} ran twice: {}", row["name"], row["first_run"]);
+    }
     let corrupt = row("corrupt messages on every input");
     assert!(corrupt["decode_errors"].as_u64().unwrap() > 0, "corruption reached the decoders: {corrupt}");
     for name in ["garbage flood on detections", "garbage flood on the driver command"] {

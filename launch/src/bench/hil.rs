@@ -289,6 +289,9 @@ pub struct RowResult {
     pub passed: bool,
     pub problems: Vec<String>,
     pub skipped: Option<String>,
+    /// Why the row ran twice: its first run ended in a safe stop on a tolerable fault (see
+    /// [`FALSE_STOP`]); the figures are the second run's.
+    pub first_run: Option<String>,
     #[serde(skip)]
     end_to_end: Vec<f64>,
     #[serde(skip)]
@@ -324,6 +327,7 @@ impl RowResult {
             passed: false,
             problems: Vec::new(),
             skipped: None,
+            first_run: None,
             end_to_end: Vec::new(),
             hops: Vec::new(),
         }
@@ -364,7 +368,22 @@ pub fn run(args: HilArgs) -> Result<()> {
         all.iter().filter(|r| args.rows.is_empty() || args.rows.iter().any(|w| w == r.name)).collect();
     for (index, row) in selected.iter().enumerate() {
         eprintln!("[{}/{}] {}: running", index + 1, selected.len(), row.name);
-        let result = run_row(row, &args, &launch, &model)?;
+        let mut result = run_row(row, &args, &launch, &model)?;
+        if result.problems.len() == 1 && result.problems[0] == FALSE_STOP {
+            // The safe direction: the stack stopped where it needed not. On a shared 2-core
+            // machine one stall of the whole box (every process's input late at once) does
+            // that; run the row once more to tell such a stall from a systematic false stop.
+            // A collision, a missing or late safe stop is never run again.
+            let why = format!("{FALSE_STOP} (missed: {})", result.missed.join(", "));
+            eprintln!("[{}/{}] {}: {why}; running it once more", index + 1, selected.len(), row.name);
+            // The first run's log and recording stay beside the second's.
+            let dir = args.out.join(slug(row.name));
+            let kept = args.out.join(format!("{}-first-run", slug(row.name)));
+            let _ = std::fs::remove_dir_all(&kept);
+            std::fs::rename(&dir, &kept).with_context(|| format!("cannot keep {}", dir.display()))?;
+            result = run_row(row, &args, &launch, &model)?;
+            result.first_run = Some(why);
+        }
         eprintln!(
             "[{}/{}] {}: {} (detection {}, reaction {}, impact {:.1} km/h){}",
             index + 1,
@@ -471,6 +490,9 @@ struct StackOptions<'a> {
     /// The AEB reads the detections the bench relays.
     relay: bool,
 }
+
+/// The one problem for which a row runs a second time.
+const FALSE_STOP: &str = "safe stop on a tolerable fault";
 
 fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<RowResult> {
     let dir = std::path::absolute(args.out.join(slug(row.name)))?;
@@ -777,13 +799,24 @@ fn inject(fault: &Fault, at: &mut Injection, controls: &mut reflex_sim::plant::C
                 .push(Background::start("bench-spoof", move |stop| spoof_recovery(&transport, &prefix, stop))?);
         }
         Fault::ForeignFreeze => {
+            // On a thread of its own: opening an authenticated session takes tens of ms, and
+            // the plant's loop (the camera) must not stall for it.
             let mut transport = at.transport.clone();
             transport.security = Some(Security::external("visitor", at.credentials.join("visitor.password")));
-            let visitor = zenoh::open(transport.to_zenoh()?).wait().map_err(|e| anyhow::anyhow!("visitor: {e}"))?;
+            let (config, key) = (transport.to_zenoh()?, keys::fault_key(at.prefix, "arbiter"));
             let body = serde_json::to_string(&message(None, |c| c.freeze = Some(true)))?;
-            visitor.put(keys::fault_key(at.prefix, "arbiter"), body).wait().map_err(|e| anyhow::anyhow!("{e}"))?;
-            std::thread::sleep(Duration::from_millis(50));
-            let _ = visitor.close().wait();
+            injected.background.push(Background::start("bench-visitor", move |_| {
+                let sent = zenoh::open(config).wait().and_then(|visitor| {
+                    let sent = visitor.put(key, body).wait();
+                    std::thread::sleep(Duration::from_millis(50));
+                    let _ = visitor.close().wait();
+                    sent
+                });
+                vec![match sent {
+                    Ok(()) => "visitor: freeze command sent to the arbiter's fault key (the router decides)".to_string(),
+                    Err(e) => format!("visitor: FAILED to send the freeze command: {e}"),
+                }]
+            })?);
         }
         Fault::NanCameraInfo => {
             controls.camera_info_edit = Some(|info: &mut CameraInfo| {
@@ -1258,7 +1291,7 @@ fn assess(result: &mut RowResult, cell: &CellResult, row: &Row, dir: &Path, reco
         }
         Outcome::Nominal => {
             if result.monitor_ms.is_some() || result.arbiter_ms.is_some() {
-                result.problems.push("safe stop on a tolerable fault".into());
+                result.problems.push(FALSE_STOP.into());
             }
             if cell.braking_time_s.is_none() {
                 result.problems.push("the AEB did not brake".into());
@@ -1400,6 +1433,15 @@ fn report(results: &[RowResult], args: &HilArgs, bench_priority: Option<i32>) ->
     }
     let notes: Vec<String> =
         results.iter().flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.name))).collect();
+    let twice: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.first_run.as_ref().map(|why| format!("- {}: first run: {why}; the table gives the second", r.name)))
+        .collect();
+    if !twice.is_empty() {
+        out.push_str("\n## Rows run twice\n\nA row expected to run nominal that ended in a safe stop is run once more (a stall of the whole machine stops the stack, as it should); any other failure counts at once.\n\n");
+        out.push_str(&twice.join("\n"));
+        out.push('\n');
+    }
     if !notes.is_empty() {
         out.push_str("\n## What the faults did\n\n");
         out.push_str(&notes.join("\n"));
