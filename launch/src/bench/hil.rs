@@ -813,7 +813,9 @@ fn inject(fault: &Fault, at: &mut Injection, controls: &mut reflex_sim::plant::C
                     sent
                 });
                 vec![match sent {
-                    Ok(()) => "visitor: freeze command sent to the arbiter's fault key (the router decides)".to_string(),
+                    Ok(()) => {
+                        "visitor: freeze command sent to the arbiter's fault key (the router decides)".to_string()
+                    }
                     Err(e) => format!("visitor: FAILED to send the freeze command: {e}"),
                 }]
             })?);
@@ -1435,7 +1437,9 @@ fn report(results: &[RowResult], args: &HilArgs, bench_priority: Option<i32>) ->
         results.iter().flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.name))).collect();
     let twice: Vec<String> = results
         .iter()
-        .filter_map(|r| r.first_run.as_ref().map(|why| format!("- {}: first run: {why}; the table gives the second", r.name)))
+        .filter_map(|r| {
+            r.first_run.as_ref().map(|why| format!("- {}: first run: {why}; the table gives the second", r.name))
+        })
         .collect();
     if !twice.is_empty() {
         out.push_str("\n## Rows run twice\n\nA row expected to run nominal that ended in a safe stop is run once more (a stall of the whole machine stops the stack, as it should); any other failure counts at once.\n\n");
