@@ -7,12 +7,10 @@
 //! nor send fault commands (fault injection is off). The same launch without access control
 //! lets the rogue's messages through, so the test can fail.
 
-mod common;
-
-use common::{root, Launch};
 use reflex_msgs::reflex_msgs::{BrakeRequest, SafeStop};
 use reflex_runtime::transport::Security;
 use reflex_runtime::{keys, InputOptions, Node, NodeOptions, TransportConfig};
+use reflex_testing::{guard, reflex_bin, root};
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,8 +59,8 @@ fn commands_seen(port: u16, access_control: bool) -> Seen {
         ),
     )
     .unwrap();
-    let _launch = Launch(
-        Command::new(env!("CARGO_BIN_EXE_reflex"))
+    let _launch = guard(
+        Command::new(reflex_bin())
             .current_dir(root())
             .arg("launch")
             .arg(&file)

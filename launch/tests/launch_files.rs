@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn check(dir: &Path, file: &str) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_reflex")).args(["check", file]).current_dir(dir).output().unwrap();
+    let output = Command::new(reflex_testing::reflex_bin()).args(["check", file]).current_dir(dir).output().unwrap();
     (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
@@ -41,7 +41,7 @@ fn shipped_launch_files_pass() {
 #[test]
 fn arguments_can_be_set_and_must_exist() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_reflex")).args(args).current_dir(dir).output().unwrap();
+    let run = |args: &[&str]| Command::new(reflex_testing::reflex_bin()).args(args).current_dir(dir).output().unwrap();
     assert!(run(&["check", "demo.yaml", "--set", "fps=10"]).status.success());
     let output = run(&["check", "demo.yaml", "--set", "fps=0"]);
     assert!(!output.status.success(), "fps=0 reaches the parameter check");
@@ -53,7 +53,7 @@ fn arguments_can_be_set_and_must_exist() {
 
 #[test]
 fn schema_lists_every_top_level_key() {
-    let output = Command::new(env!("CARGO_BIN_EXE_reflex")).arg("schema").output().unwrap();
+    let output = Command::new(reflex_testing::reflex_bin()).arg("schema").output().unwrap();
     let schema: serde_json::Value = serde_json::from_slice(&output.stdout).expect("schema is JSON");
     let properties = schema["properties"].as_object().expect("properties");
     for key in ["args", "zenoh", "include", "nodes", "groups"] {

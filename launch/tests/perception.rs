@@ -2,12 +2,10 @@
 //! fixture photographs from a folder, the detector node on them, and this test as a third
 //! process on the same zenoh network checking what comes out.
 
-mod common;
-
-use common::{root, Launch};
 use reflex_msgs::sensor_msgs::{CameraInfo, ImageView};
 use reflex_msgs::vision_msgs::Detection2DArray;
 use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
+use reflex_testing::{guard, reflex_bin, root};
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,8 +38,8 @@ fn camera_folder_to_detector_over_zenoh() {
     let mut detections = observer
         .subscriber::<Detection2DArray>("/perception/detections", InputOptions::default().capacity(64))
         .unwrap();
-    let _launch = Launch(
-        Command::new(env!("CARGO_BIN_EXE_reflex"))
+    let _launch = guard(
+        Command::new(reflex_bin())
             .current_dir(root())
             .arg("launch")
             .arg(&file)

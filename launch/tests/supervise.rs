@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn reflex() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_reflex"));
+    let mut command = Command::new(reflex_testing::reflex_bin());
     command.env("REFLEX_LOG", "info,zenoh=error");
     command
 }

@@ -6,12 +6,10 @@
 //! credentials, and a stranger's certificate getting nothing. Certificates are made with
 //! `openssl` for the test.
 
-mod common;
-
-use common::Launch;
 use reflex_msgs::reflex_msgs::{BrakeRequest, VehicleState};
 use reflex_runtime::transport::{Security, Tls};
 use reflex_runtime::{InputOptions, Mode, Node, NodeOptions, TransportConfig};
+use reflex_testing::{guard, reflex_bin};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -206,8 +204,8 @@ fn commands_through_gateway(dir: &Path, ours: &Tls, bench_tls: Tls, port: u16) -
     )
     .unwrap();
     let log = dir.join(format!("launch-{port}.log"));
-    let _launch = Launch(
-        Command::new(env!("CARGO_BIN_EXE_reflex"))
+    let _launch = guard(
+        Command::new(reflex_bin())
             .arg("launch")
             .arg(&file)
             .env("REFLEX_LOG", "error")

@@ -3,13 +3,10 @@
 //! runtime. Needs the OpenVINO runtime that `scripts/setup.sh` installs (`./test.sh` runs it).
 
 use reflex_detector::{Detection, Detector, DetectorOptions};
+use reflex_testing::root;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 fn fixtures() -> PathBuf {
     root().join("nodes/detector/tests/fixtures")

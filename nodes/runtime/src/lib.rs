@@ -63,6 +63,7 @@
 
 pub mod attachment;
 pub mod clock;
+pub mod discovery;
 pub mod fault;
 pub mod health;
 pub mod keys;
@@ -78,6 +79,7 @@ pub mod timing;
 pub mod transport;
 
 pub use clock::Clock;
+pub use discovery::{DiscoveryError, NodeLocation, SendFaultError, System};
 pub use health::{Level, StatusHandle};
 pub use logging::{flush_logs, init_tracing, LogFormat};
 pub use node::{

@@ -8,9 +8,8 @@ use anyhow::{bail, Context, Result};
 use reflex_msgs::reflex_msgs::MonitorEvent;
 use reflex_msgs::topics;
 use reflex_runtime::fault::FaultCommand;
-use reflex_runtime::{keys, Node, NodeOptions};
+use reflex_runtime::{Node, NodeOptions};
 use std::time::{Duration, Instant};
-use zenoh::Wait;
 
 #[derive(clap::Args)]
 pub struct FaultArgs {
@@ -96,8 +95,8 @@ pub fn run(args: FaultArgs) -> Result<bool> {
     // The target's token may take a moment to be seen by a fresh session.
     let start = Instant::now();
     let (pid, host) = loop {
-        if let Some(found) = crate::introspect::node_pid(node.session(), &args.target.prefix, &args.node)? {
-            break found;
+        if let Some(found) = node.system().find_node(&args.node)? {
+            break (found.pid, found.host);
         }
         if start.elapsed() > Duration::from_secs(3) {
             bail!("no node {:?} is running under prefix {:?} (see `reflex node list`)", args.node, args.target.prefix);
@@ -106,10 +105,8 @@ pub fn run(args: FaultArgs) -> Result<bool> {
     let mut events = node.publisher::<MonitorEvent>(topics::MONITOR_EVENTS)?;
     let detail = match (command, signal) {
         (Some(command), _) => {
-            let body = serde_json::to_string(&command)?;
-            let key = keys::fault_key(&args.target.prefix, &args.node);
-            node.session().put(&key, body.clone()).wait().map_err(|e| anyhow::anyhow!("cannot send the fault: {e}"))?;
-            eprintln!("sent {body} to {key}");
+            node.system().send_fault(&args.node, &command)?;
+            eprintln!("sent {} to node {}", serde_json::to_string(&command)?, args.node);
             // The node reports the change itself (KIND_FAULT_INJECTED), with its new settings.
             return Ok(true);
         }
@@ -119,8 +116,7 @@ pub fn run(args: FaultArgs) -> Result<bool> {
             }
             // The pid comes from a liveliness token anyone could declare: signal it only if it
             // is really that node (never -1, 0, ourselves or a stranger's process).
-            let Some(pid) = crate::introspect::verified_node_pid(node.session(), &args.target.prefix, &args.node)?
-            else {
+            let Some(pid) = node.system().find_local_node_pid(&args.node)? else {
                 bail!("no process on this host is the reflex node {:?} (token pid {pid} refused)", args.node);
             };
             let pid = pid as libc::pid_t;

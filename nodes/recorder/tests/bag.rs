@@ -9,14 +9,11 @@ use reflex_msgs::sensor_msgs::{CameraInfo, CompressedImage, Image};
 use reflex_msgs::vision_msgs::{BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose};
 use reflex_msgs::Message;
 use reflex_runtime::{InputOptions, Node, NodeOptions, Publisher, TransportConfig};
+use reflex_testing::root;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("reflex-bag-{name}-{}", std::process::id()));
@@ -30,11 +27,11 @@ fn python() -> PathBuf {
 }
 
 /// A `reflex` subcommand as a child process on the test's network; SIGINT then kill on drop.
-struct Reflex(Child);
+struct Tool(Child);
 
-impl Reflex {
+impl Tool {
     fn start(args: &[&str], prefix: &str, port: u16) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_reflex"))
+        let child = Command::new(reflex_testing::reflex_bin())
             .current_dir(root())
             .args(args)
             .args(["--prefix", prefix, "--connect", &format!("tcp/127.0.0.1:{port}")])
@@ -63,7 +60,7 @@ impl Reflex {
     }
 }
 
-impl Drop for Reflex {
+impl Drop for Tool {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -129,7 +126,7 @@ fn a_recording_decodes_in_python_mcap_to_the_values_written() {
     let mut detections = publisher.publisher::<Detection2DArray>("/perception/detections").unwrap();
     let mut brakes = publisher.publisher::<BrakeRequest>("/aeb/brake_request").unwrap();
     let mut diagnostics = publisher.publisher::<DiagnosticArray>("/diagnostics").unwrap();
-    let recorder = Reflex::start(&["record", "-o", file.to_str().unwrap()], prefix, port);
+    let recorder = Tool::start(&["record", "-o", file.to_str().unwrap()], prefix, port);
     wait_subscribed(&images);
     wait_subscribed(&compressed);
     wait_subscribed(&infos);
@@ -242,7 +239,7 @@ fn a_recording_decodes_in_python_mcap_to_the_values_written() {
     assert_eq!(report.lines().filter(|l| l.ends_with("decoded and equal")).count(), 6, "{report}");
 
     // And `reflex bag info` agrees on the counts.
-    let info = Command::new(env!("CARGO_BIN_EXE_reflex")).args(["bag", "info"]).arg(&file).output().unwrap();
+    let info = Command::new(reflex_testing::reflex_bin()).args(["bag", "info"]).arg(&file).output().unwrap();
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(info.status.success(), "{text}");
     assert!(text.contains("profile:     ros2") && text.contains("messages:    17") && text.contains("zstd"), "{text}");
@@ -261,7 +258,7 @@ fn kill_9_loses_at_most_the_flush_window() {
     let file = dir.join("crash.mcap");
     let publisher = node("crash-source", prefix, port);
     let mut requests = publisher.publisher::<BrakeRequest>("/aeb/brake_request").unwrap();
-    let mut recorder = Reflex::start(&["record", "-o", file.to_str().unwrap(), "--flush-period-s", "1"], prefix, port);
+    let mut recorder = Tool::start(&["record", "-o", file.to_str().unwrap(), "--flush-period-s", "1"], prefix, port);
     wait_subscribed(&requests);
     // 100 Hz for 3.5 s, each message numbered in its stamp; then kill -9 mid-stream.
     let start = Instant::now();
@@ -308,7 +305,7 @@ fn lockstep_replay_through_the_detector_is_repeatable() {
     let mut detections = observer
         .subscriber::<Detection2DArray>("/perception/detections", InputOptions::default().capacity(256))
         .unwrap();
-    let mut launch = Command::new(env!("CARGO_BIN_EXE_reflex"))
+    let mut launch = Command::new(reflex_testing::reflex_bin())
         .current_dir(root())
         .arg("launch")
         .arg(&launch_file)
@@ -321,12 +318,12 @@ fn lockstep_replay_through_the_detector_is_repeatable() {
     let mut runs: Vec<Vec<(i64, Vec<(String, i64, [i64; 4])>)>> = Vec::new();
     for run in 0..2 {
         let recorder = (run == 0).then(|| {
-            Reflex::start(&["record", "-o", recording.to_str().unwrap(), "/perception/detections"], prefix, port)
+            Tool::start(&["record", "-o", recording.to_str().unwrap(), "/perception/detections"], prefix, port)
         });
         if recorder.is_some() {
             std::thread::sleep(Duration::from_secs(1));
         }
-        let mut replay = Reflex::start(
+        let mut replay = Tool::start(
             &[
                 "replay",
                 fixture.to_str().unwrap(),

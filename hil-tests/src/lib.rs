@@ -1,34 +1,13 @@
-//! `reflex bench hil`: the hardware-in-the-loop fault matrix. For each row the vehicle stack of
-//! `hil-tests/vehicle.yaml` (detector, AEB, monitor, arbiter, recorder) runs as real processes
-//! under `reflex launch`, and the simulator is the plant in real time: it renders the camera's
-//! frames, publishes the vehicle state and CameraInfo, and its brake unit obeys the arbiter's
-//! command through the product's actuator gateway (`reflex_monitor::actuator`: it brakes by
-//! itself when commands stop, stop advancing or fail plausibility; the plant has no watchdog of
-//! its own). A braking scenario (CCRs, a stationary car ahead) runs, the row's fault is
-//! injected part-way, and the bench checks: no panic in any process; the outcome the row
-//! expects (safe stop within its budget, held until the vehicle stands still, or nominal
-//! operation where the fault is tolerable); no collision; the recording intact. Each row
-//! reports its detection time (fault → the safety function noticed: the monitor's engaged
-//! SafeStop, the arbiter's "supervisor missing", or the gateway braking by itself) and reaction
-//! time (fault → the brake unit applying full braking), both from the moment just before the
-//! fault is injected.
-//!
-//! The stack runs with access control on (the launcher routes and checks every sender against
-//! rules derived from the launch graph; the bench is the external user `bench`, a second
-//! external user `visitor` plays a credentialed stranger), at real-time priorities, and the
-//! bench's own threads run at a real-time priority below the vehicle's (as separate hardware
-//! would: the CPU-saturation row measures the vehicle, not the bench). The link-cut row puts
-//! the vehicle in its own network namespace, reached over a veth pair, and drops the link with
-//! nftables; the clock-step rows preload libfaketime into the vehicle's processes and step
-//! their wall clock (and the bench's camera clock with it) while the monotonic clock runs on.
-//!
-//! The baseline row (no fault) gives the latency figures: capture → command at the plant (end
-//! to end) and per hop from the recording (capture → detections → AEB request → command, by
-//! publication times of the same frame's stamp).
+//! The hardware-in-the-loop bench (`reflex bench hil`, `reflex bench soak`): the vehicle stack
+//! of `hil-tests/vehicle.yaml` as real processes against the simulator as the plant in real
+//! time, one fault per row of the matrix; what each row checks and how it is timed is in
+//! `hil-tests/README.md`.
 
-use super::netns::VehicleNamespace;
-use super::{find_in_ancestors, free_port, Interrupted};
+mod netns;
+
 use anyhow::{bail, Context, Result};
+use netns::VehicleNamespace;
+use reflex_launch::{find_in_ancestors, free_port, ChildGuard};
 use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop};
 use reflex_msgs::sensor_msgs::{CameraInfo, Image};
 use reflex_msgs::topics;
@@ -36,6 +15,7 @@ use reflex_msgs::vision_msgs::Detection2DArray;
 use reflex_runtime::clock::monotonic_ns;
 use reflex_runtime::fault::FaultCommand;
 use reflex_runtime::transport::Security;
+use reflex_runtime::System;
 use reflex_runtime::{
     keys, Clock, InputOptions, LatencyHistogram, Mode, Node, NodeOptions, OverflowPolicy, Subscriber, TransportConfig,
 };
@@ -566,9 +546,9 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
     let mut gateway: Option<(i64, String)> = None;
     let mut full_at: Option<i64> = None;
     let mut standstill_ns: Option<i64> = None;
-    let session = plant.node().session().clone();
+    let system = plant.node().system();
     let fault = row.fault.clone();
-    let launcher_pid = stack.launch.0.id() as libc::pid_t;
+    let launcher_pid = stack.launch.id() as libc::pid_t;
     let cell_result = plant
         .run_cell_with(&cell, &config, |t, controls| {
             if let Some((_, why)) = controls.gateway_fallback {
@@ -598,7 +578,7 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
             let outcome = inject(
                 &fault,
                 &mut Injection {
-                    session: &session,
+                    system: &system,
                     prefix: &prefix,
                     transport: &stack.transport,
                     credentials: &stack.credentials,
@@ -714,7 +694,7 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
 
 /// What `inject` may use.
 struct Injection<'a> {
-    session: &'a zenoh::Session,
+    system: &'a System,
     prefix: &'a str,
     transport: &'a TransportConfig,
     credentials: &'a Path,
@@ -740,7 +720,7 @@ fn inject(fault: &Fault, at: &mut Injection, controls: &mut reflex_sim::plant::C
         Fault::LinkCut => {} // below, once the borrow of `at` allows
         Fault::StreamLost => controls.mute_camera = true,
         Fault::Signal { node, signal, .. } => {
-            let pid = signal_node(at.session, at.prefix, node, *signal)?;
+            let pid = signal_node(at.system, node, *signal)?;
             if *signal == libc::SIGSTOP {
                 injected.stopped.push(pid);
             }
@@ -756,11 +736,7 @@ fn inject(fault: &Fault, at: &mut Injection, controls: &mut reflex_sim::plant::C
         }
         Fault::Message(commands) => {
             for (name, command) in commands {
-                let body = serde_json::to_string(command).expect("fault commands serialise");
-                at.session
-                    .put(keys::fault_key(at.prefix, name), body)
-                    .wait()
-                    .map_err(|e| anyhow::anyhow!("cannot send the fault to {name}: {e}"))?;
+                at.system.send_fault(name, command)?;
             }
         }
         Fault::CpuStress => {
@@ -792,7 +768,7 @@ fn inject(fault: &Fault, at: &mut Injection, controls: &mut reflex_sim::plant::C
             injected.background.push(Background::start("bench-spoof", move |stop| spoof_requests(&transport, stop))?);
         }
         Fault::SpoofRecovery => {
-            signal_node(at.session, at.prefix, "detector", libc::SIGKILL)?;
+            signal_node(at.system, "detector", libc::SIGKILL)?;
             let (transport, prefix) = (at.transport.clone(), at.prefix.to_string());
             injected
                 .background
@@ -1085,7 +1061,7 @@ const RELAYED: &str = "/bench/detections";
 /// namespace, inside it, listening for the bench on its end of the link.
 struct Stack {
     /// Stopped (SIGINT, then SIGKILL) when the stack is dropped.
-    launch: Interrupted,
+    launch: ChildGuard,
     prefix: String,
     /// The bench's way in: a client of the launcher's router, as the external user `bench`.
     transport: TransportConfig,
@@ -1146,7 +1122,7 @@ impl Stack {
         for set in &sets {
             command.args(["--set", set]);
         }
-        let mut launch = Interrupted(
+        let mut launch = ChildGuard::from(
             normal_scheduling(&mut command)
                 .env("REFLEX_LOG", "warn")
                 .stdout(log.try_clone()?)
@@ -1159,7 +1135,7 @@ impl Stack {
         let waiting = Instant::now();
         while !password.is_file() {
             let log = || std::fs::read_to_string(dir.join("stack.log")).unwrap_or_default();
-            if let Ok(Some(status)) = launch.0.try_wait() {
+            if let Ok(Some(status)) = launch.child().try_wait() {
                 bail!("reflex launch ended ({status}) before it wrote credentials:\n{}", log());
             }
             if waiting.elapsed() > Duration::from_secs(30) {
@@ -1238,8 +1214,9 @@ fn ccrs(speed_kmh: f64) -> Cell {
 
 /// Signals node `name` of this bench's stack, after checking its token's pid really is that
 /// reflex node (H12). Returns the pid.
-fn signal_node(session: &zenoh::Session, prefix: &str, name: &str, signal: i32) -> Result<libc::pid_t> {
-    let pid = crate::introspect::verified_node_pid(session, prefix, name)?
+fn signal_node(system: &System, name: &str, signal: i32) -> Result<libc::pid_t> {
+    let pid = system
+        .find_local_node_pid(name)?
         .with_context(|| format!("{name} is not running (or its token does not match a reflex process)"))?
         as libc::pid_t;
     // SAFETY: kill(2) on the pid of our own launch's node, checked above.
@@ -1460,11 +1437,11 @@ fn report(results: &[RowResult], args: &HilArgs, bench_priority: Option<i32>) ->
         }
         out.push_str(&format!("| **capture → command** {}\n", percentiles(&baseline.end_to_end)));
         let png = args.out.join("latency_end_to_end.png");
-        crate::plot::histogram(&png, "capture → command (baseline)", &baseline.end_to_end)?;
+        reflex_sim::plot::histogram(&png, "capture → command (baseline)", &baseline.end_to_end)?;
         out.push_str("\n![capture → command histogram](latency_end_to_end.png)\n");
         for (name, values) in &baseline.hops {
             let file = format!("latency_{}.png", slug(name));
-            crate::plot::histogram(&args.out.join(&file), name, values)?;
+            reflex_sim::plot::histogram(&args.out.join(&file), name, values)?;
             out.push_str(&format!("![{name}]({file})\n"));
         }
     }
@@ -1522,7 +1499,7 @@ pub fn soak(args: SoakArgs) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     bench_scheduling();
     let stack = Stack::start(&launch, &model, &dir, "soak", &StackOptions::default())?;
-    let (prefix, recording) = (stack.prefix.clone(), stack.recording.clone());
+    let recording = stack.recording.clone();
     let node = Node::new(NodeOptions::new("bench-plant").transport(stack.transport.clone()))?;
     let observer = Node::new(NodeOptions::new("bench-observer").transport(stack.transport.clone()))?;
     let mut events =
@@ -1534,16 +1511,13 @@ pub fn soak(args: SoakArgs) -> Result<()> {
     let mut pids: Vec<(String, u32)> = STACK
         .iter()
         .filter_map(|name| {
-            crate::introspect::node_pid(plant.node().session(), &prefix, name)
-                .ok()
-                .flatten()
-                .map(|(p, _)| (name.to_string(), p))
+            plant.node().system().find_node(name).ok().flatten().map(|found| (name.to_string(), found.pid))
         })
         .collect();
     if pids.len() != STACK.len() {
         bail!("found {} of the {} stack processes: {pids:?}", pids.len(), STACK.len());
     }
-    pids.push((LAUNCHER.into(), stack.launch.0.id()));
+    pids.push((LAUNCHER.into(), stack.launch.id()));
     let speed = 30.0 / 3.6;
     let duration_s = args.minutes * 60.0;
     let cell = Cell {

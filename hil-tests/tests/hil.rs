@@ -4,12 +4,8 @@
 //! saying why), and its figures are in the report. The rows are the safety case's evidence
 //! (`docs/SAFETY.md`): each fails on the behaviour of a953c22 for the finding it names.
 
-use std::path::{Path, PathBuf};
+use reflex_testing::root;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
-}
 
 /// Every row, and the finding of the safety review (`shared/reviews/safety-review.md`) or the
 /// issue's property it proves.
@@ -47,7 +43,7 @@ const ROWS: [(&str, &str); 28] = [
 #[test]
 fn every_row_of_the_fault_matrix_passes_and_is_reported() {
     let out = std::env::temp_dir().join(format!("reflex-hil-{}", std::process::id()));
-    let output = Command::new(env!("CARGO_BIN_EXE_reflex"))
+    let output = Command::new(reflex_testing::reflex_bin())
         .current_dir(root())
         .args(["bench", "hil", "--out", out.to_str().unwrap()])
         .output()

@@ -12,8 +12,9 @@
 //! clock just before it started preparing the payload (both CLOCK_REALTIME, one host). Raw and
 //! Reflex blocks alternate, several rounds, so drift and noise hit both alike.
 
-use super::{emit, free_port, us, Helper};
+use crate::{emit, us, Helper};
 use anyhow::{bail, Context, Result};
+use reflex_launch::free_port;
 use reflex_msgs::sensor_msgs::{Image, ImageView};
 use reflex_runtime::{InputOptions, LatencyHistogram, Node, NodeOptions, OverflowPolicy, TransportConfig};
 use std::collections::BTreeMap;

@@ -2,8 +2,9 @@
 //! 30 fps (frames of OpenCV's vtest video, so compression sees real pictures) recorded by
 //! `reflex record` as its own process, with zstd and, as the baseline, without compression.
 
-use super::{emit, find_in_ancestors, free_port};
+use crate::emit;
 use anyhow::{bail, Context, Result};
+use reflex_launch::{find_in_ancestors, free_port};
 use reflex_msgs::sensor_msgs::Image;
 use reflex_runtime::{Node, NodeOptions, TransportConfig};
 use std::path::PathBuf;

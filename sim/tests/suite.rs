@@ -3,15 +3,12 @@
 //! the full stack (rendered frames → OpenVINO detector → AEB → arbiter as processes) in
 //! lock-step and in real time.
 
-use std::path::{Path, PathBuf};
+use reflex_testing::root;
+use std::path::Path;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
-}
-
 fn sim(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_reflex")).current_dir(root()).arg("sim").args(args).output().unwrap();
+    let output = Command::new(reflex_testing::reflex_bin()).current_dir(root()).arg("sim").args(args).output().unwrap();
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into(),
@@ -233,7 +230,7 @@ fn the_simulator_detector_finds_rendered_actors_in_both_precisions() {
         inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
     };
     for model in ["models/simnet/simnet.yaml", "models/simnet/simnet-int8.yaml"] {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_reflex"));
+        let mut command = Command::new(reflex_testing::reflex_bin());
         command.current_dir(root()).args(["detect", "--model", model]);
         command.args(images.iter().map(|e| dir.join(e["file"].as_str().unwrap())));
         let output = command.output().unwrap();

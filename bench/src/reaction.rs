@@ -14,17 +14,17 @@
 //! After each trial the node is resumed, restarted (restart policy `always`) or its fault
 //! cleared, and the system must return to nominal before the next trial.
 
-use super::{emit, free_port, us, Interrupted};
+use crate::{emit, us};
 use anyhow::{bail, Context, Result};
+use reflex_launch::{free_port, ChildGuard};
 use reflex_msgs::reflex_msgs::BrakeRequest;
 use reflex_msgs::sensor_msgs::ImageView;
 use reflex_msgs::vision_msgs::Detection2DArray;
-use reflex_runtime::keys;
+use reflex_runtime::fault::FaultCommand;
 use reflex_runtime::{InputOptions, LatencyHistogram, Node, NodeOptions, OverflowPolicy, TransportConfig};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use zenoh::Wait;
 
 #[derive(clap::Args)]
 pub struct ReactionArgs {
@@ -67,7 +67,7 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         ),
     )?;
     let exe = std::env::current_exe()?;
-    let _launch = Interrupted(
+    let _launch = ChildGuard::from(
         Command::new(exe)
             .arg("launch")
             .arg(&file)
@@ -108,7 +108,7 @@ pub fn run(args: ReactionArgs) -> Result<()> {
         }
     };
     let find_node = |observer: &Node, wanted: &str| -> Result<Option<i32>> {
-        Ok(crate::introspect::verified_node_pid(observer.session(), &prefix, wanted)?.map(|pid| pid as i32))
+        Ok(observer.system().find_local_node_pid(wanted)?.map(|pid| pid as i32))
     };
     // A node's pid from its liveliness token, waiting up to 20 s for it to (re)appear.
     let pid_of = |observer: &Node, name: &str| -> Result<i32> {
@@ -123,10 +123,8 @@ pub fn run(args: ReactionArgs) -> Result<()> {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    let fault_key = keys::fault_key(&prefix, "detector");
-    let inject = |body: &str| -> Result<()> {
-        observer.session().put(&fault_key, body.to_string()).wait().map_err(anyhow::Error::msg)
-    };
+    let system = observer.system();
+    let inject = |command: FaultCommand| -> Result<()> { Ok(system.send_fault("detector", &command)?) };
 
     // Up means: every node runs and the arbiter commands no braking past its start-up grace.
     eprintln!("waiting for the system to come up and settle");
@@ -164,9 +162,9 @@ pub fn run(args: ReactionArgs) -> Result<()> {
                     braking? - (last.0 + (args.deadline_ms * 1e6) as i64)
                 }
                 _ => {
-                    inject(&format!("{{\"stall_ms\": {}}}", args.delay_ms))?;
+                    inject(FaultCommand { stall_ms: Some(args.delay_ms), ..Default::default() })?;
                     let braking = wait_command(BrakeRequest::LEVEL_FULL, Duration::from_secs(5), &mut last);
-                    inject("{}")?;
+                    inject(FaultCommand::default())?;
                     braking? - (last.1 + (args.detections_deadline_ms * 1e6) as i64)
                 }
             };

@@ -6,8 +6,9 @@
 //! declares the deadline; an observer node (its own zenoh session) receives the breach events.
 //! The sweep baseline watches the same heartbeat in the observer and checks every `sweep_ms`.
 
-use super::{emit, free_port, us, Helper};
+use crate::{emit, us, Helper};
 use anyhow::{bail, Context, Result};
+use reflex_launch::free_port;
 use reflex_msgs::reflex_msgs::{MonitorEvent, VehicleState};
 use reflex_msgs::topics;
 use reflex_runtime::{InputOptions, LatencyHistogram, Node, NodeOptions, TransportConfig};

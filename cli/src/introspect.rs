@@ -48,66 +48,6 @@ fn liveliness_keys(session: &zenoh::Session, selector: &str) -> Result<Vec<Strin
     Ok(keys)
 }
 
-/// The process id and host of the running node `wanted`, from its liveliness token.
-pub fn node_pid(session: &zenoh::Session, prefix: &str, wanted: &str) -> Result<Option<(u32, String)>> {
-    let replies = session
-        .liveliness()
-        .get(keys::all_nodes(prefix))
-        .timeout(Duration::from_millis(500))
-        .wait()
-        .map_err(anyhow::Error::msg)?;
-    // Take every reply: dropping the receiver early makes zenoh log an error for each late one.
-    let mut found = None;
-    while let Ok(reply) = replies.recv() {
-        if let Ok(sample) = reply.result() {
-            if let Some((name, host, pid)) = keys::parse_liveliness_token(prefix, sample.key_expr().as_str()) {
-                if name == wanted && found.is_none() {
-                    found = Some((pid, host));
-                }
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// The pid of node `wanted` on this host, only if it is safe to signal (H12): the token's pid
-/// comes from the network, so it must be a real process (1 < pid <= pid_max, not us), on this
-/// host, and its command line must be a reflex node (or group) of that name. Every token of the
-/// name is tried (an impostor's token cannot hide the real one).
-pub fn verified_node_pid(session: &zenoh::Session, prefix: &str, wanted: &str) -> Result<Option<u32>> {
-    let host = reflex_runtime::hostname();
-    let candidates: Vec<(u32, String)> = liveliness_keys(session, &keys::all_nodes(prefix))?
-        .iter()
-        .filter_map(|key| keys::parse_liveliness_token(prefix, key))
-        .filter(|(name, _, _)| name == wanted)
-        .map(|(_, host, pid)| (pid, host))
-        .collect();
-    Ok(candidates
-        .into_iter()
-        .find(|(pid, token_host)| *token_host == host && is_reflex_node(*pid, wanted))
-        .map(|(pid, _)| pid))
-}
-
-/// Whether process `pid` is a reflex node or group running node `name`.
-pub fn is_reflex_node(pid: u32, name: &str) -> bool {
-    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(4_194_304);
-    if pid <= 1 || pid > pid_max || pid == std::process::id() {
-        return false;
-    }
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let is_node = args.get(1).is_some_and(|a| *a == b"node" || *a == b"group");
-    let spec = args.iter().position(|a| *a == b"--spec").and_then(|i| args.get(i + 1));
-    let named = spec.and_then(|s| serde_json::from_slice::<serde_json::Value>(s).ok()).is_some_and(|spec| {
-        let one = |v: &serde_json::Value| v.get("name").and_then(|n| n.as_str()) == Some(name);
-        one(&spec) || spec.as_array().is_some_and(|members| members.iter().any(|m| m.get(1).is_some_and(one)))
-    });
-    is_node && named
-}
-
 pub fn node_list(transport: &TransportConfig) -> Result<()> {
     let session = open(transport, Duration::from_secs(2))?;
     let prefix = &transport.prefix;
@@ -370,22 +310,4 @@ pub fn topic_rate(
         println!("{}", window_state.report(topic, bandwidth));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// H12: a token's pid is never signalled unless it is that reflex node: not -1 or 0 (which
-    /// kill(2) reads as "every process" and "my group"), not pid 1, not ourselves, not a stranger.
-    #[test]
-    fn only_real_reflex_nodes_are_signalled() {
-        for pid in [0, 1, u32::MAX, u32::MAX - 1, std::process::id()] {
-            assert!(!is_reflex_node(pid, "camera"), "pid {pid}");
-        }
-        let mut stranger = std::process::Command::new("sleep").arg("10").spawn().unwrap();
-        assert!(!is_reflex_node(stranger.id(), "camera"), "a process that is no reflex node");
-        let _ = stranger.kill();
-        let _ = stranger.wait();
-    }
 }

@@ -2,11 +2,11 @@
 //! warning and braking stages shaded, over time. Drawn with plotters into a buffer and written
 //! with the `image` crate; the labels use DejaVu Sans, embedded (see assets/).
 
+use crate::run::CellResult;
 use anyhow::{anyhow, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
-use reflex_sim::run::CellResult;
 use std::path::Path;
 
 const WIDTH: u32 = 900;

@@ -1,12 +1,9 @@
 //! `reflex detect` end to end: JSON lines and annotated images from the shipped model, and the
 //! errors a user sees when the OpenVINO runtime is missing or wrong (never a panic).
 
-use std::path::{Path, PathBuf};
+use reflex_testing::root;
+use std::path::Path;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
-}
 
 fn detect(args: &[&str], openvino_lib: Option<&str>) -> (bool, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_reflex"));

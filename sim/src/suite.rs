@@ -1,87 +1,30 @@
 //! `reflex sim run FILE...` and `reflex sim suite NAME`: scenario grids in closed loop, a
 //! results table, and a report folder (results.json, summary.md, a CSV time series per cell).
 
+use crate::plant::{Perception, Plant};
+use crate::run::{run_cell, CellResult, RunConfig};
+use crate::scenario::{self, Cell};
+use crate::scoring::Colour;
 use anyhow::{bail, Context, Result};
 use reflex_runtime::{Node, NodeOptions, TransportConfig};
-use reflex_sim::plant::{Perception, Plant};
-use reflex_sim::run::{run_cell, CellResult, RunConfig};
-use reflex_sim::scenario::{self, Cell};
-use reflex_sim::scoring::Colour;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(clap::Subcommand)]
-pub enum SimCommand {
-    /// Run scenario files (each a grid of cells) and report the NCAP-style results.
-    Run {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        #[command(flatten)]
-        options: SimOptions,
-    },
-    /// Run a named catalogue of sim/scenarios/: ccrs, ccrm, ccrb, cpna, cbla, fa_adjacent,
-    /// fa_parked, or `all`.
-    Suite {
-        name: String,
-        #[command(flatten)]
-        options: SimOptions,
-    },
-    /// Render a labelled, domain-randomised training set for the simulator's detector
-    /// (images/NNNNNN.png at 320x240 and labels.json); see models/simnet/.
-    Dataset {
-        /// Output folder.
-        #[arg(long)]
-        out: PathBuf,
-        /// Number of images.
-        #[arg(long, default_value_t = 4000)]
-        count: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
-}
-
-#[derive(clap::Args)]
-pub struct SimOptions {
-    /// Report folder: results.json, summary.md, a PNG plot and a CSV series per cell, and the
-    /// run's MCAP recording (runs through processes).
-    #[arg(long, default_value = "sim-results")]
-    out: PathBuf,
-    /// `full`: rendered camera frames through the OpenVINO detector, the AEB, monitor and
-    /// arbiter as processes. `ground-truth`: the world's actors projected into the camera with
-    /// the noise model instead of the detector (without --realtime or --lockstep, the AEB runs
-    /// in process: the fast sweep of the control logic).
-    #[arg(long, default_value = "full", value_parser = ["full", "ground-truth"])]
-    perception: String,
-    /// Real time: the world runs on the wall clock and true latencies count (default for
-    /// processes: lock-step, where the world waits for the chain's answer to every frame and
-    /// two runs agree bit for bit).
-    #[arg(long, conflicts_with = "lockstep")]
-    realtime: bool,
-    /// Ground truth through the processes in lock-step (full perception always runs this way
-    /// unless --realtime).
-    #[arg(long)]
-    lockstep: bool,
-    /// Detector model config for full perception.
-    #[arg(long, default_value = "models/simnet/simnet.yaml")]
-    model: PathBuf,
-    /// Record the camera frames too (large: about 1 MB each before compression).
-    #[arg(long)]
-    record_images: bool,
-    /// Seed of the noise model, the actors' looks and the sensor noise.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Ground truth: box edge noise, pixels (standard deviation).
-    #[arg(long, default_value_t = 1.0)]
-    noise_px: f64,
-    /// Ground truth: probability that an object is missed in a frame.
-    #[arg(long, default_value_t = 0.05)]
-    dropout: f64,
-    /// Capture to brake command at the actuator, ms, in simulated time (in-process and
-    /// lock-step runs; real-time runs measure it).
-    #[arg(long, default_value_t = 50.0)]
-    latency_ms: f64,
+/// How a suite runs (the options of `reflex sim run|suite`; see there for each one's meaning).
+pub struct SuiteOptions {
+    pub out: PathBuf,
+    /// `full` or `ground-truth`.
+    pub perception: String,
+    pub realtime: bool,
+    pub lockstep: bool,
+    pub model: PathBuf,
+    pub record_images: bool,
+    pub seed: u64,
+    pub noise_px: f64,
+    pub dropout: f64,
+    pub latency_ms: f64,
 }
 
 /// How a run is carried out.
@@ -102,26 +45,9 @@ impl Mode {
     }
 }
 
-pub fn run(command: SimCommand) -> Result<bool> {
-    let (files, options) = match command {
-        SimCommand::Run { files, options } => (files, options),
-        SimCommand::Suite { name, options } => (suite_files(&name)?, options),
-        SimCommand::Dataset { out, count, seed } => {
-            let terminal = std::io::stderr().is_terminal();
-            reflex_sim::dataset::write(&out, count, seed, |done| {
-                if terminal {
-                    eprint!("\r{done}/{count} images");
-                    let _ = std::io::stderr().flush();
-                }
-            })
-            .with_context(|| format!("cannot write the data set to {}", out.display()))?;
-            if terminal {
-                eprintln!();
-            }
-            println!("{count} images and labels.json in {}", out.display());
-            return Ok(true);
-        }
-    };
+/// Runs the cells of scenario `files` and writes the report; `Ok(false)`: a file did not load
+/// (the error was printed).
+pub fn run(files: &[PathBuf], options: &SuiteOptions) -> Result<bool> {
     let perception = if options.perception == "full" { Perception::Rendered } else { Perception::GroundTruth };
     let mode = match (options.realtime, options.lockstep, perception) {
         (true, _, _) => Mode::RealTime,
@@ -129,7 +55,7 @@ pub fn run(command: SimCommand) -> Result<bool> {
         (false, false, Perception::GroundTruth) => Mode::InProcess,
     };
     let mut cells = Vec::new();
-    for file in &files {
+    for file in files {
         match scenario::load(file) {
             Ok((_, grid)) => cells.extend(grid),
             Err(error) => {
@@ -141,7 +67,7 @@ pub fn run(command: SimCommand) -> Result<bool> {
     let config = RunConfig {
         seed: options.seed,
         perception_latency_s: options.latency_ms / 1e3,
-        noise: reflex_sim::world::NoiseModel {
+        noise: crate::world::NoiseModel {
             edge_sigma_px: options.noise_px,
             dropout: options.dropout,
             ..Default::default()
@@ -153,7 +79,7 @@ pub fn run(command: SimCommand) -> Result<bool> {
     let mut results = Vec::with_capacity(cells.len());
     let mut chain = match mode {
         Mode::InProcess => None,
-        _ => Some(Chain::start(&options, perception, mode)?),
+        _ => Some(Chain::start(options, perception, mode)?),
     };
     let started = std::time::Instant::now();
     for (index, cell) in cells.iter().enumerate() {
@@ -205,13 +131,13 @@ struct RunInfo<'a> {
 /// node on the same network.
 struct Chain {
     plant: Plant,
-    launch: Option<crate::bench::Interrupted>,
+    launch: Option<reflex_launch::ChildGuard>,
     recording: PathBuf,
     started: bool,
 }
 
 impl Chain {
-    fn start(options: &SimOptions, perception: Perception, mode: Mode) -> Result<Self> {
+    fn start(options: &SuiteOptions, perception: Perception, mode: Mode) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let prefix = format!("sim{port}");
         let lockstep = mode == Mode::LockStep;
@@ -219,7 +145,7 @@ impl Chain {
         let _ = std::fs::remove_file(&recording);
         let full = perception == Perception::Rendered;
         let model = if full {
-            let model = std::path::absolute(crate::bench::find_in_ancestors(&options.model))?;
+            let model = std::path::absolute(reflex_launch::find_in_ancestors(&options.model))?;
             if !model.is_file() {
                 bail!("--model {}: no such model config", options.model.display());
             }
@@ -251,7 +177,7 @@ impl Chain {
             .stderr(log)
             .spawn()
             .context("cannot start reflex launch")?;
-        let launch = crate::bench::Interrupted(launch);
+        let launch = reflex_launch::ChildGuard::from(launch);
         let transport = TransportConfig { prefix, ..TransportConfig::loopback(port) };
         let clock = if lockstep { reflex_runtime::Clock::sim(0) } else { reflex_runtime::Clock::wall() };
         let node = Node::new(NodeOptions::new("sim").transport(transport).clock(clock))?;
@@ -335,7 +261,7 @@ fn chain_launch_file(
     text
 }
 
-fn suite_files(name: &str) -> Result<Vec<PathBuf>> {
+pub fn suite_files(name: &str) -> Result<Vec<PathBuf>> {
     let dir = find_scenarios()?;
     if name == "all" {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?

@@ -7,9 +7,10 @@
 //! back) for latency, as `benchmark_app -api sync` does; free-running at the source rate for
 //! the frame rate.
 
-use super::{emit, find_in_ancestors, free_port, Interrupted};
+use crate::emit;
 use anyhow::{bail, Context, Result};
 use reflex_detector::LoadedModelConfig;
+use reflex_launch::{find_in_ancestors, free_port, ChildGuard};
 use reflex_msgs::diagnostic_msgs::DiagnosticArray;
 use reflex_msgs::sensor_msgs::Image;
 use reflex_msgs::vision_msgs::Detection2DArray;
@@ -288,7 +289,7 @@ fn num(report: &BTreeMap<String, String>, key: &str) -> f64 {
 }
 
 /// `reflex node detector` as a child process, stopped when dropped.
-fn start_detector(args: &DetectorArgs, transport: &TransportConfig) -> Result<Interrupted> {
+fn start_detector(args: &DetectorArgs, transport: &TransportConfig) -> Result<ChildGuard> {
     let spec = NodeSpec {
         name: "detector".into(),
         params: serde_json::json!({
@@ -303,7 +304,7 @@ fn start_detector(args: &DetectorArgs, transport: &TransportConfig) -> Result<In
         .stdout(Stdio::null())
         .spawn()
         .context("cannot start the detector process")?;
-    Ok(Interrupted(child))
+    Ok(ChildGuard::from(child))
 }
 
 fn find_benchmark_app(explicit: Option<&Path>) -> PathBuf {

@@ -1,0 +1,118 @@
+//! Child processes of the `reflex` binary that must not outlive their owner: a whole launch
+//! ([`LaunchHandle`]) or any other child ([`ChildGuard`]), stopped with SIGINT and, after a
+//! grace period, SIGKILL.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A child process asked to stop when dropped (SIGINT: it finishes its work, a launch stops
+/// its nodes) and killed if it has not exited within the grace period.
+pub struct ChildGuard {
+    child: Child,
+    grace: Duration,
+}
+
+impl ChildGuard {
+    pub fn new(child: Child, grace: Duration) -> Self {
+        Self { child, grace }
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Asks the child to stop and waits for it (SIGKILL after the grace period).
+    pub fn stop(mut self) -> Option<std::process::ExitStatus> {
+        self.stop_in_place()
+    }
+
+    fn stop_in_place(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+/// The default grace: 5 s, time for a launch to stop its nodes and a recorder to close its file.
+impl From<Child> for ChildGuard {
+    fn from(child: Child) -> Self {
+        Self::new(child, Duration::from_secs(5))
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.stop_in_place();
+    }
+}
+
+/// `reflex launch FILE` as a child process, stopped (its nodes with it) when dropped.
+pub struct LaunchHandle {
+    guard: ChildGuard,
+    pub file: PathBuf,
+}
+
+impl LaunchHandle {
+    /// Starts `exe launch file` with `configure` applied to the command (arguments such as
+    /// `--set`, environment, output); `exe` is the `reflex` binary.
+    pub fn start(exe: &Path, file: &Path, grace: Duration, configure: impl FnOnce(&mut Command)) -> Result<Self> {
+        let mut command = Command::new(exe);
+        command.arg("launch").arg(file);
+        configure(&mut command);
+        let child =
+            command.spawn().with_context(|| format!("cannot start {} launch {}", exe.display(), file.display()))?;
+        Ok(Self { guard: ChildGuard::new(child, grace), file: file.to_path_buf() })
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.guard.child()
+    }
+
+    pub fn id(&self) -> u32 {
+        self.guard.id()
+    }
+
+    /// Stops the launch (SIGINT, then SIGKILL after the grace period) and waits for it.
+    pub fn stop(self) -> Option<std::process::ExitStatus> {
+        self.guard.stop()
+    }
+}
+
+/// A free TCP port on loopback for a run's rendezvous, so concurrent runs stay apart.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A relative path as given when it exists, else under the nearest ancestor of the working
+/// directory or of the executable that has it (fixtures found from anywhere in a checkout).
+pub fn find_in_ancestors(path: &Path) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let cwd = std::env::current_dir().ok();
+    let exe = std::env::current_exe().ok();
+    cwd.iter()
+        .flat_map(|d| d.ancestors())
+        .chain(exe.iter().flat_map(|e| e.ancestors().skip(1)))
+        .map(|root| root.join(path))
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| path.to_path_buf())
+}
