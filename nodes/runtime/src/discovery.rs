@@ -4,8 +4,11 @@
 
 use crate::fault::FaultCommand;
 use crate::keys;
-use crate::node::Node;
-use std::time::Duration;
+pub use crate::keys::{EndpointInfo, EndpointKind};
+use crate::transport::{TransportConfig, TransportConfigError};
+use crate::Node;
+use std::time::{Duration, Instant};
+use zenoh::sample::SampleKind;
 use zenoh::Wait;
 
 /// How long a liveliness query waits for replies.
@@ -25,6 +28,35 @@ pub struct SendFaultError {
     node: String,
     #[source]
     source: zenoh::Error,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("transport settings")]
+    Transport(#[from] TransportConfigError),
+    #[error("cannot open a zenoh session")]
+    Open(#[source] zenoh::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {what} `{key}`")]
+pub struct WatchError {
+    what: &'static str,
+    key: String,
+    #[source]
+    source: zenoh::Error,
+}
+
+/// A node appearing or going, by its liveliness token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeChange {
+    Up { name: String, host: String, pid: u32 },
+    Gone { name: String, host: String, pid: u32 },
+}
+
+/// Keeps a watch (of nodes, endpoints or a topic) alive; dropping it ends the watch.
+pub struct Watch {
+    _subscriber: zenoh::pubsub::Subscriber<()>,
 }
 
 /// The system a node belongs to (its session and key prefix): cheap to clone, usable while the
@@ -50,8 +82,109 @@ pub struct NodeLocation {
 }
 
 impl System {
+    /// Joins the system of `transport` as an observer (no node, no token: tools such as
+    /// `reflex topic list`), giving gossip up to `settle` to introduce the peers.
+    pub fn connect(transport: &TransportConfig, settle: Duration) -> Result<Self, ConnectError> {
+        // `to_zenoh`, not `open`: a tool connects and never takes the rendezvous port.
+        let config = transport.to_zenoh()?;
+        let session = zenoh::open(config).wait().map_err(ConnectError::Open)?;
+        // Gossip introduces the peers within milliseconds; wait until their number stops growing.
+        let start = Instant::now();
+        let (mut peers, mut stable_since) = (0, Instant::now());
+        while start.elapsed() < settle {
+            let now_peers = session.info().peers_zid().wait().count();
+            if now_peers != peers {
+                (peers, stable_since) = (now_peers, Instant::now());
+            } else if peers > 0 && stable_since.elapsed() > Duration::from_millis(150) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Self { session, prefix: transport.prefix.clone() })
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// Calls `on_change` (on zenoh's thread: it must not block) for every node that appears or
+    /// goes; with `history`, first for the nodes already running.
+    pub fn watch_nodes(
+        &self,
+        history: bool,
+        on_change: impl Fn(NodeChange) + Send + Sync + 'static,
+    ) -> Result<Watch, WatchError> {
+        let (prefix, key) = (self.prefix.clone(), keys::all_nodes(&self.prefix));
+        let subscriber = self
+            .session
+            .liveliness()
+            .declare_subscriber(&key)
+            .history(history)
+            .callback(move |sample| {
+                if let Some((name, host, pid)) = keys::parse_liveliness_token(&prefix, sample.key_expr().as_str()) {
+                    on_change(match sample.kind() {
+                        SampleKind::Put => NodeChange::Up { name, host, pid },
+                        SampleKind::Delete => NodeChange::Gone { name, host, pid },
+                    });
+                }
+            })
+            .wait()
+            .map_err(|source| WatchError { what: "watch the nodes", key, source })?;
+        Ok(Watch { _subscriber: subscriber })
+    }
+
+    /// Every publisher or subscriber that exists now, by its endpoint token.
+    pub fn endpoints(&self, kind: EndpointKind) -> Result<Vec<EndpointInfo>, DiscoveryError> {
+        Ok(self
+            .liveliness_keys(&keys::all_endpoints(&self.prefix, kind))?
+            .iter()
+            .filter_map(|key| keys::parse_endpoint_token(&self.prefix, key))
+            .collect())
+    }
+
+    /// Calls `on_new` (on zenoh's thread: it must not block) for every publisher or subscriber
+    /// that appears from now on.
+    pub fn watch_endpoints(
+        &self,
+        kind: EndpointKind,
+        on_new: impl Fn(EndpointInfo) + Send + Sync + 'static,
+    ) -> Result<Watch, WatchError> {
+        let (prefix, key) = (self.prefix.clone(), keys::all_endpoints(&self.prefix, kind));
+        let subscriber = self
+            .session
+            .liveliness()
+            .declare_subscriber(&key)
+            .callback(move |sample| {
+                if sample.kind() == SampleKind::Put {
+                    if let Some(info) = keys::parse_endpoint_token(&prefix, sample.key_expr().as_str()) {
+                        on_new(info);
+                    }
+                }
+            })
+            .wait()
+            .map_err(|source| WatchError { what: "watch the endpoints", key, source })?;
+        Ok(Watch { _subscriber: subscriber })
+    }
+
+    /// Calls `on_message` (on zenoh's thread: it must not block) with the bytes of every
+    /// message on `topic`, without announcing a subscriber (an observer's view).
+    pub fn watch_topic(
+        &self,
+        topic: &str,
+        on_message: impl Fn(&[u8]) + Send + Sync + 'static,
+    ) -> Result<Watch, WatchError> {
+        let key = keys::topic_key(&self.prefix, topic);
+        let subscriber = self
+            .session
+            .declare_subscriber(&key)
+            .callback(move |sample| {
+                if sample.kind() == SampleKind::Put {
+                    on_message(&sample.payload().to_bytes());
+                }
+            })
+            .wait()
+            .map_err(|source| WatchError { what: "subscribe to", key, source })?;
+        Ok(Watch { _subscriber: subscriber })
     }
 
     /// Sends a fault command to node `node` (it applies it and reports it on /reflex/events).
@@ -103,7 +236,7 @@ impl System {
     /// The process id of node `name` when it runs on this host and that process really is a
     /// Reflex node of that name (a token is only a claim: never signal a pid on its word).
     pub fn find_local_node_pid(&self, name: &str) -> Result<Option<u32>, DiscoveryError> {
-        let host = crate::node::hostname();
+        let host = crate::hostname();
         Ok(self
             .running_nodes()?
             .into_iter()

@@ -61,35 +61,63 @@
 //! # Ok(()) }
 //! ```
 
-pub mod attachment;
+// The node and its ports (private: the types are re-exported below, one path each).
+mod attachment;
+mod events;
+mod logging;
+mod node;
+mod publisher;
+mod raw;
+mod shutdown;
+mod subscriber;
+mod timer;
+mod timing;
+mod watchdog;
+
 pub mod clock;
 pub mod discovery;
+/// Fault commands: the contract of a node's fault key (benches and `reflex fault` send them).
 pub mod fault;
+/// Health reports as `diagnostic_msgs/DiagnosticArray`, and their parser (the monitor's).
 pub mod health;
+/// The key layout. Node code never needs it; the raw-zenoh baselines of the benchmarks and
+/// the attack tests (a rogue forges keys) do.
 pub mod keys;
-pub mod logging;
-pub mod node;
+/// Input queues: public only for the no-allocation test; nodes configure them through
+/// [`InputOptions`].
+#[doc(hidden)]
 pub mod queue;
 pub mod realtime;
 pub mod reflex;
-pub mod shutdown;
 pub mod spec;
-pub mod timer;
-pub mod timing;
+pub mod task;
 pub mod transport;
 
 pub use clock::Clock;
-pub use discovery::{DiscoveryError, NodeLocation, SendFaultError, System};
+pub use discovery::{DiscoveryError, NodeChange, NodeLocation, SendFaultError, System, Watch};
+pub use events::event_kind_name;
 pub use health::{Level, StatusHandle};
 pub use logging::{flush_logs, init_tracing, LogFormat};
-pub use node::{
-    hostname, Budget, DeadlineWatch, InputOptions, Node, NodeError, NodeOptions, Publisher, RawPublisher, RawSample,
-    RawSubscriber, Received, Subscriber, DRAIN_LIMIT, STEP_SETTLE,
-};
+pub use node::{hostname, Node, NodeError, NodeOptions, DRAIN_LIMIT, MAX_SKIPPED_PER_RECV, STEP_SETTLE};
+pub use publisher::Publisher;
 pub use queue::OverflowPolicy;
+pub use raw::{RawPublisher, RawSample, RawSubscriber};
 pub use reflex::{Reflex, ReflexContext};
 pub use shutdown::Shutdown;
 pub use spec::{Direction, NodeKind, NodeSpec, ParamError, Port, RunError};
+pub use subscriber::{InputOptions, Received, Subscriber};
+pub use task::{Slot, Taken, Task};
 pub use timer::{Tick, Timer};
 pub use timing::{InputStats, LatencyHistogram};
 pub use transport::{Mode, TransportConfig};
+pub use watchdog::{Budget, DeadlineWatch};
+
+/// What a node author needs, in one `use reflex_runtime::prelude::*;`.
+pub mod prelude {
+    pub use crate::reflex::{run_reflex, Reflex, ReflexContext, ReflexOptions};
+    pub use crate::task::{run_task, Event1, Event2, Event3, Event4, Slot, Taken, Task, TaskOptions};
+    pub use crate::{
+        Clock, Direction, InputOptions, Level, Node, NodeKind, NodeOptions, NodeSpec, OverflowPolicy, Port, Publisher,
+        RunError, Shutdown, StatusHandle, Subscriber,
+    };
+}

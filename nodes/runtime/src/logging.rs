@@ -91,6 +91,7 @@ impl NonBlocking {
     }
 
     /// Lines dropped so far because the queue was full.
+    #[cfg(test)]
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

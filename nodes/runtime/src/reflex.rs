@@ -35,11 +35,10 @@
 //! }
 //! ```
 
-use crate::node::{InputOptions, Node, NodeError};
 use crate::shutdown::Shutdown;
-use reflex_msgs::reflex_msgs::MonitorEvent;
+use crate::task::{run_task, Event1, Slot, Taken, Task, TaskOptions};
+use crate::{InputOptions, Node, NodeError};
 use reflex_msgs::Message;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 /// What a reflex knows besides its input.
@@ -89,69 +88,44 @@ pub struct ReflexReport {
     pub failure: Option<String>,
 }
 
-/// Runs `reflex` on `node` until `shutdown`: every input message → one measured call.
+/// Runs `reflex` on `node` until `shutdown`: every input message → one measured call (a task
+/// with one input and one output, see [`crate::task`]).
 pub fn run_reflex<R: Reflex>(
     node: &Node,
-    mut reflex: R,
+    reflex: R,
     options: &ReflexOptions,
     shutdown: &Shutdown,
 ) -> Result<ReflexReport, NodeError> {
-    let mut input = node.subscriber::<R::Input>(&options.input_topic, options.input)?;
-    let mut publisher = node.publisher::<R::Output>(&options.output_topic)?;
-    let mut budget = node.budget(&options.name, options.budget);
-    let mut output = R::Output::default();
-    let mut report = ReflexReport::default();
-    while !shutdown.is_requested() {
-        node.wait_for_input(Duration::from_millis(5));
-        for _ in 0..crate::DRAIN_LIMIT {
-            let Some(received) = input.recv() else { break };
-            if report.failure.is_some() {
-                continue; // keep draining so the queue does not report drops for a dead reflex
-            }
-            let (now_ns, now_mono_ns) = node.clock().now_and_mono_ns();
-            let context = ReflexContext {
-                name: &options.name,
-                now_ns,
-                now_mono_ns,
-                arrival_mono_ns: received.arrival_mono_ns,
-                input_age_ns: received.trusted_age_ns(),
-            };
-            let message = received.message;
-            let stall = node.faults().stall();
-            let outcome = budget.run(|| {
-                if !stall.is_zero() {
-                    std::thread::sleep(stall); // an injected stall, inside the budget like a hang
-                }
-                catch_unwind(AssertUnwindSafe(|| reflex.react(message, &mut output, &context)))
-            });
-            report.calls += 1;
-            match outcome {
-                Ok(true) => {
-                    publisher.publish(&output)?;
-                    report.published += 1;
-                }
-                Ok(false) => {}
-                Err(panic) => {
-                    let text = panic_text(panic.as_ref());
-                    node.report(MonitorEvent::KIND_CALLBACK_FAILED, &options.name, report.calls as f64, 0.0, &text);
-                    // A state, not only an event: the node's health says so until it restarts.
-                    node.set_status(&format!("reflex {}", options.name), crate::Level::Error, &text);
-                    tracing::error!(reflex = %options.name, panic = %text, "reflex panicked; it is disabled");
-                    report.failure = Some(text);
-                }
-            }
-        }
-    }
-    report.budget_overruns = budget.overruns();
-    Ok(report)
+    let task_options = TaskOptions {
+        name: options.name.clone(),
+        inputs: vec![(options.input_topic.clone(), options.input)],
+        outputs: vec![options.output_topic.clone()],
+        budget: options.budget,
+    };
+    let report = run_task(node, Single(reflex), &task_options, shutdown)?;
+    Ok(ReflexReport {
+        calls: report.calls,
+        published: report.published,
+        budget_overruns: report.budget_overruns,
+        failure: report.failure,
+    })
 }
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        format!("panicked: {text}")
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        format!("panicked: {text}")
-    } else {
-        "panicked".into()
+/// A reflex as a task with one input and one output.
+struct Single<R>(R);
+
+impl<R: Reflex> Task for Single<R> {
+    type Inputs = (R::Input,);
+    type Outputs = (R::Output,);
+
+    fn react(
+        &mut self,
+        input: Event1<'_, R::Input>,
+        (output,): &mut (Slot<R::Output>,),
+        context: &ReflexContext,
+    ) -> Taken {
+        let Event1::In0(message) = input;
+        output.filled = self.0.react(message, &mut output.message, context);
+        Taken::Accepted
     }
 }

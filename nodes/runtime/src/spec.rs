@@ -6,9 +6,9 @@
 //! remappings, per-input queue/deadline settings and transport. The launcher validates specs
 //! against kinds before anything starts, then passes each spec to `reflex node KIND` as JSON.
 
-use crate::node::InputOptions;
 use crate::shutdown::Shutdown;
 use crate::transport::TransportConfig;
+use crate::InputOptions;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
