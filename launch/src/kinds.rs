@@ -13,7 +13,7 @@ pub const KINDS: &[&NodeKind] = &[
     &reflex_camera::TEST_PATTERN_KIND,
     &FRAME_STATS_KIND,
     &reflex_detector::DETECTOR_KIND,
-    &reflex_aeb::node::AEB_KIND,
+    &reflex_aeb::AEB_KIND,
     &reflex_monitor::node::MONITOR_KIND,
     &reflex_monitor::node::ARBITER_KIND,
     &reflex_monitor::node::ACTUATOR_KIND,

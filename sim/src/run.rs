@@ -1,5 +1,5 @@
 //! A cell run in closed loop with ground-truth perception: the world's actors projected into
-//! the camera with the noise model, the real AEB code (`reflex_aeb::node::AebCore`) on each
+//! the camera with the noise model, the real AEB code (`reflex_aeb::AebCore`) on each
 //! frame, its request applied to the ego's brake after the perception latency and the
 //! actuator's own delay. No transport: this is the fast sweep of the control logic; the full
 //! stack (rendered frames → detector → AEB → arbiter as processes) drives the same world.
@@ -9,9 +9,9 @@ use crate::render::{Appearance, Look, Renderer};
 use crate::scenario::{Cell, Expect};
 use crate::scoring::{self, Colour};
 use crate::world::{gap_and_overlap, ground_truth, Actor, NoiseModel, Rng};
-use reflex_aeb::node::{AebConfig, AebCore};
 use reflex_aeb::range::CameraModel;
 use reflex_aeb::threat::Level;
+use reflex_aeb::{AebConfig, AebCore};
 use reflex_msgs::std_msgs::Header;
 use reflex_msgs::vision_msgs::Detection2DArray;
 use serde::Serialize;

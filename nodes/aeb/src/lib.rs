@@ -9,11 +9,18 @@
 //!   deceleration, and the staged response (forward-collision warning, partial braking, full
 //!   braking) with hysteresis and a release that cannot chatter.
 //!
-//! The `aeb` node kind ([`node`]) wires these to detections, vehicle state and brake requests
-//! as a reflex function; its thresholds are the documented parameters of
-//! [`threat::ThreatConfig`].
+//! - [`core`]: [`AebCore`], the three above as one step per frame, with its parameters.
+//! - [`reflex`]: [`Aeb`], the core as a reflex task (typed inputs and outputs, no I/O).
+//! - [`node`]: the `aeb` node kind, wiring only; its thresholds are the documented parameters
+//!   of [`threat::ThreatConfig`].
 
+pub mod core;
 pub mod node;
 pub mod range;
+pub mod reflex;
 pub mod threat;
 pub mod tracker;
+
+pub use crate::core::{AebConfig, AebCore};
+pub use node::AEB_KIND;
+pub use reflex::Aeb;

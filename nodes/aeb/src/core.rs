@@ -1,0 +1,447 @@
+//! The AEB without transport: a frame of detections in, a staged decision out ([`AebCore`]),
+//! with its parameters ([`AebConfig`]). The `aeb` reflex runs it on the bus; the simulator's
+//! fast sweeps run it directly, so both exercise the same code.
+
+use crate::range::{CameraModel, PixelBox};
+use crate::threat::{most_critical, Decision, Stager, Threat, ThreatConfig};
+use crate::tracker::{Measurement, Track, Tracker, TrackerConfig};
+use reflex_msgs::sensor_msgs::CameraInfo;
+use reflex_msgs::vision_msgs::Detection2DArray;
+use serde::Deserialize;
+
+/// Parameters of the `aeb` node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AebConfig {
+    /// Camera height above the road, m.
+    pub camera_height_m: f64,
+    /// Downward pitch of the camera, degrees.
+    pub camera_pitch_deg: f64,
+    /// Intrinsics until the first CameraInfo arrives.
+    pub fx: f64,
+    pub fy: f64,
+    pub cx: f64,
+    pub cy: f64,
+    /// Detections below this score are ignored.
+    pub min_score: f64,
+    /// Execution budget of one call, ms.
+    pub budget_ms: f64,
+    /// A vehicle state older than this tells nothing about the ego speed, ms.
+    pub vehicle_state_max_age_ms: f64,
+    pub tracker: TrackerConfig,
+    pub threat: ThreatConfig,
+}
+
+impl Default for AebConfig {
+    fn default() -> Self {
+        Self {
+            camera_height_m: 1.3,
+            camera_pitch_deg: 0.0,
+            fx: 500.0,
+            fy: 500.0,
+            cx: 320.0,
+            cy: 240.0,
+            min_score: 0.3,
+            budget_ms: 10.0,
+            vehicle_state_max_age_ms: 500.0,
+            tracker: TrackerConfig::default(),
+            threat: ThreatConfig::default(),
+        }
+    }
+}
+
+impl AebConfig {
+    /// Checks the values; names the parameter (intrinsics and mounting the way a camera model
+    /// would be refused at run time, see [`check_camera`]).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        self.threat.validate().map_err(|(path, message)| (format!("threat.{path}"), message))?;
+        let camera = CameraModel {
+            fx: self.fx,
+            fy: self.fy,
+            cx: self.cx,
+            cy: self.cy,
+            height_m: self.camera_height_m,
+            pitch_rad: self.camera_pitch_deg.to_radians(),
+        };
+        check_camera(&camera, None).map_err(|(path, message)| (path.to_string(), message))?;
+        if !(0.0..=1.0).contains(&self.min_score) {
+            return Err(("min_score".into(), "must be in [0, 1]".into()));
+        }
+        if !(self.budget_ms > 0.0 && self.budget_ms <= 10_000.0) {
+            return Err(("budget_ms".into(), "must be in (0, 10000] ms".into()));
+        }
+        if !(self.vehicle_state_max_age_ms > 0.0 && self.vehicle_state_max_age_ms <= 10_000.0) {
+            return Err(("vehicle_state_max_age_ms".into(), "must be in (0, 10000] ms".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Plausible camera models: intrinsics of a real lens and sensor, a mounting on a vehicle.
+/// `Err((parameter, why))`. `size` is the image size when known (the principal point must be
+/// inside it).
+pub fn check_camera(camera: &CameraModel, size: Option<(u32, u32)>) -> Result<(), (&'static str, String)> {
+    let CameraModel { fx, fy, cx, cy, height_m, pitch_rad } = *camera;
+    for (name, value) in [("fx", fx), ("fy", fy)] {
+        if !(50.0..=20_000.0).contains(&value) {
+            return Err((name, format!("{value} px is not a focal length (50..=20000)")));
+        }
+    }
+    let (width, height) = size.map_or((20_000.0, 20_000.0), |(w, h)| (f64::from(w), f64::from(h)));
+    if !(0.0..=width).contains(&cx) {
+        return Err(("cx", format!("{cx} px is outside the image (0..={width})")));
+    }
+    if !(0.0..=height).contains(&cy) {
+        return Err(("cy", format!("{cy} px is outside the image (0..={height})")));
+    }
+    if !(0.2..=5.0).contains(&height_m) {
+        return Err(("camera_height_m", format!("{height_m} m is not a mounting height (0.2..=5)")));
+    }
+    if !(pitch_rad.abs() <= 15f64.to_radians()) {
+        return Err(("camera_pitch_deg", format!("{:.1}° is beyond ±15°", pitch_rad.to_degrees())));
+    }
+    Ok(())
+}
+
+/// A frame's capture stamp and arrival may disagree by this much before the tracker trusts the
+/// arrival instead (a step of the camera's clock, or a frame from the future).
+const STAMP_DISAGREEMENT_NS: i64 = 100_000_000;
+
+/// Why a frame of detections was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The frame has no capture stamp.
+    ZeroStamp,
+}
+
+/// The tracker's own time line: it follows the frames' capture stamps while they agree with
+/// when the frames arrived (duration clock), and the arrivals when they do not.
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    stamp_ns: i64,
+    arrival_ns: i64,
+    t_ns: i64,
+}
+
+/// The AEB without transport: detections in, a staged decision out. The node wraps it; the
+/// simulator's fast sweeps run it directly, so both exercise the same code.
+pub struct AebCore {
+    pub camera: CameraModel,
+    min_score: f64,
+    threat: ThreatConfig,
+    tracker: Tracker,
+    stager: Stager,
+    measurements: Vec<Measurement>,
+    timeline: Option<Timeline>,
+    last: Option<(Decision, Option<(Track, Threat)>)>,
+    /// Detections refused for non-finite values, so far.
+    pub refused_detections: u64,
+}
+
+impl AebCore {
+    pub fn new(config: &AebConfig) -> Self {
+        Self {
+            camera: CameraModel {
+                fx: config.fx,
+                fy: config.fy,
+                cx: config.cx,
+                cy: config.cy,
+                height_m: config.camera_height_m,
+                pitch_rad: config.camera_pitch_deg.to_radians(),
+            },
+            min_score: config.min_score,
+            threat: config.threat,
+            tracker: Tracker::new(config.tracker),
+            stager: Stager::new(config.threat),
+            measurements: Vec::new(),
+            timeline: None,
+            last: None,
+            refused_detections: 0,
+        }
+    }
+
+    /// Takes intrinsics (and the mounting, when carried) from a CameraInfo, if they are
+    /// plausible; otherwise keeps the model it has and says why.
+    pub fn set_camera(&mut self, info: &CameraInfo) -> Result<(), String> {
+        let k = info.k;
+        let mut camera = self.camera;
+        (camera.fx, camera.cx, camera.fy, camera.cy) = (k[0], k[2], k[4], k[5]);
+        // A camera that carries its mounting overrides the parameters.
+        if let Some(mounting) = info.mounting() {
+            (camera.height_m, camera.pitch_rad) = (mounting.height_m, mounting.pitch_rad);
+        } else if info.r.iter().chain(&info.p).any(|v| !v.is_finite()) {
+            return Err("CameraInfo refused: R or P holds a value that is not a finite number".into());
+        }
+        let size = (info.width > 0 && info.height > 0).then_some((info.width, info.height));
+        check_camera(&camera, size).map_err(|(what, why)| format!("CameraInfo refused: {what}: {why}"))?;
+        self.camera = camera;
+        Ok(())
+    }
+
+    /// One frame's detections, which arrived at `arrival_ns` (duration clock: monotonic or
+    /// simulation time): ranges → tracks → the most critical in-path track → the staged
+    /// decision. `speed_mps` is the ego speed when known and fresh (a vehicle standing still
+    /// closes on nothing by itself). A frame without a capture stamp is refused and the last
+    /// decision holds; detections with values that are not finite are dropped and counted.
+    pub fn step(
+        &mut self,
+        detections: &Detection2DArray,
+        speed_mps: Option<f64>,
+        arrival_ns: i64,
+    ) -> Result<(Decision, Option<(Track, Threat)>), Refused> {
+        let stamp_ns = detections.header.stamp.as_nanos();
+        if stamp_ns == 0 {
+            return Err(Refused::ZeroStamp);
+        }
+        let t_ns = self.advance_timeline(stamp_ns, arrival_ns);
+        self.measurements.clear();
+        for detection in &detections.detections {
+            // The best hypothesis with a finite score (a NaN one must not hide a valid one).
+            let best = detection
+                .results
+                .iter()
+                .filter(|r| r.hypothesis.score.is_finite())
+                .max_by(|a, b| a.hypothesis.score.total_cmp(&b.hypothesis.score));
+            let Some(best) = best else {
+                if !detection.results.is_empty() {
+                    self.refused_detections += 1;
+                }
+                continue;
+            };
+            let bbox = &detection.bbox;
+            let values =
+                [best.hypothesis.score, bbox.center.position.x, bbox.center.position.y, bbox.size_x, bbox.size_y];
+            if values.iter().any(|v| !v.is_finite()) || bbox.size_x < 0.0 || bbox.size_y < 0.0 {
+                self.refused_detections += 1;
+                continue;
+            }
+            if best.hypothesis.score < self.min_score {
+                continue;
+            }
+            let pixels =
+                PixelBox::from_center(bbox.center.position.x, bbox.center.position.y, bbox.size_x, bbox.size_y);
+            if let Some(estimate) = self.camera.estimate(&pixels, &best.hypothesis.class_id) {
+                let measurement = Measurement {
+                    class_id: best.hypothesis.class_id.clone(),
+                    range_m: estimate.range_m,
+                    lateral_m: estimate.lateral_m,
+                };
+                if measurement.is_valid() {
+                    self.measurements.push(measurement);
+                } else {
+                    self.refused_detections += 1;
+                }
+            }
+        }
+        self.tracker.update(t_ns, &self.measurements);
+        let standing = speed_mps.is_some_and(|speed| speed.abs() < 0.1);
+        let critical = if standing { None } else { most_critical(self.tracker.tracks().iter(), &self.threat) };
+        let decision = self.stager.step(t_ns, critical.as_ref().map(|(_, threat)| threat));
+        let result = (decision, critical.map(|(track, threat)| (track.clone(), threat)));
+        self.last = Some(result.clone());
+        Ok(result)
+    }
+
+    /// The decision of the last frame that was taken (what holds while frames are refused).
+    pub fn last_decision(&self) -> Option<&(Decision, Option<(Track, Threat)>)> {
+        self.last.as_ref()
+    }
+
+    /// The tracker time of a frame: the previous one plus the frame interval by the stamps,
+    /// unless that disagrees with the arrivals by more than [`STAMP_DISAGREEMENT_NS`] (or runs
+    /// backwards), in which case the arrivals' interval counts.
+    fn advance_timeline(&mut self, stamp_ns: i64, arrival_ns: i64) -> i64 {
+        let t_ns = match self.timeline {
+            None => arrival_ns,
+            Some(last) => {
+                let by_stamp = stamp_ns.saturating_sub(last.stamp_ns);
+                let by_arrival = arrival_ns.saturating_sub(last.arrival_ns).max(0);
+                let step = if by_stamp >= 0 && by_stamp.abs_diff(by_arrival) <= STAMP_DISAGREEMENT_NS as u64 {
+                    by_stamp
+                } else {
+                    by_arrival
+                };
+                last.t_ns.saturating_add(step)
+            }
+        };
+        self.timeline = Some(Timeline { stamp_ns, arrival_ns, t_ns });
+        t_ns
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    pub fn threat_config(&self) -> &ThreatConfig {
+        &self.threat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::threat::Level;
+    use reflex_msgs::builtin_interfaces::Time;
+    use reflex_msgs::vision_msgs::{Detection2D, ObjectHypothesis, ObjectHypothesisWithPose};
+    use reflex_msgs::Mounting;
+
+    const MS: i64 = 1_000_000;
+    const FRAME_MS: i64 = 50;
+
+    /// Detections of a car `z` m ahead in the lane, as the default camera sees it.
+    fn car_at(core: &AebCore, z: f64, stamp_ns: i64, class_id: &str) -> Detection2DArray {
+        let camera = core.camera;
+        let (left, bottom) = camera.project(z, 0.875, 0.0).unwrap();
+        let (right, _) = camera.project(z, -0.875, 0.0).unwrap();
+        let (_, top) = camera.project(z, 0.0, 1.5).unwrap();
+        let mut detection = Detection2D::default();
+        detection.bbox.center.position.x = (left + right) / 2.0;
+        detection.bbox.center.position.y = (top + bottom) / 2.0;
+        detection.bbox.size_x = right - left;
+        detection.bbox.size_y = bottom - top;
+        detection.results.push(ObjectHypothesisWithPose {
+            hypothesis: ObjectHypothesis { class_id: class_id.into(), score: 0.9 },
+            ..Default::default()
+        });
+        let mut message = Detection2DArray { detections: vec![detection], ..Default::default() };
+        message.header.stamp = Time::from_nanos(stamp_ns);
+        message
+    }
+
+    /// Closes on a stationary car at 10 m/s from 40 m, 20 frames a second; `edit(frame, stamp,
+    /// detections)` may change each frame. Returns the first frame with full braking.
+    fn close_in(
+        core: &mut AebCore,
+        mut stamp_of: impl FnMut(i64) -> i64,
+        mut edit: impl FnMut(i64, &mut Detection2DArray),
+    ) -> Option<i64> {
+        for frame in 0..70i64 {
+            let z = 40.0 - 10.0 * frame as f64 * FRAME_MS as f64 / 1e3;
+            if z < 2.0 {
+                break;
+            }
+            let arrival = 5_000 * MS + frame * FRAME_MS * MS;
+            let mut detections = car_at(core, z, stamp_of(frame), "car");
+            edit(frame, &mut detections);
+            if let Ok((decision, _)) = core.step(&detections, Some(10.0), arrival) {
+                if decision.level == Level::Full {
+                    return Some(frame);
+                }
+            }
+        }
+        None
+    }
+
+    fn wall(frame: i64) -> i64 {
+        1_700_000_000_000 * MS + frame * FRAME_MS * MS
+    }
+
+    /// Full braking must come while the car is still more than 8 m away (10 m/s needs 5.6 m).
+    fn in_time(frame: Option<i64>) -> bool {
+        frame.is_some_and(|f| 40.0 - 10.0 * f as f64 * FRAME_MS as f64 / 1e3 > 8.0)
+    }
+
+    #[test]
+    fn the_reference_approach_brakes_in_time() {
+        let mut core = AebCore::new(&AebConfig::default());
+        assert!(in_time(close_in(&mut core, wall, |_, _| {})));
+    }
+
+    /// C1: the camera's wall clock steps back 10 s, or forward 1 s, mid-approach: the tracker
+    /// follows the frames' arrivals across the step and brakes as it would have.
+    #[test]
+    fn a_clock_step_in_the_stamps_neither_freezes_nor_rushes_the_tracker() {
+        for step_ms in [-10_000, -1_000, 1_000, 60_000] {
+            let mut core = AebCore::new(&AebConfig::default());
+            let full = close_in(&mut core, |f| wall(f) + if f >= 10 { step_ms * MS } else { 0 }, |_, _| {});
+            assert!(in_time(full), "step {step_ms} ms: full braking at frame {full:?}");
+            let mut reference = AebCore::new(&AebConfig::default());
+            let expected = close_in(&mut reference, wall, |_, _| {});
+            assert!(full.unwrap().abs_diff(expected.unwrap()) <= 1, "{full:?} vs {expected:?}");
+        }
+    }
+
+    /// H8: a CameraInfo with NaN (or absurd) values is refused; the AEB keeps its model and
+    /// still brakes for the car.
+    #[test]
+    fn an_implausible_camera_info_is_refused_and_braking_goes_on() {
+        let mut core = AebCore::new(&AebConfig::default());
+        let good =
+            CameraInfo::pinhole(640, 480, 500.0, 500.0, 320.0, 240.0, Mounting { height_m: 1.3, pitch_rad: 0.0 });
+        assert!(core.set_camera(&good).is_ok());
+        let before = core.camera;
+        let mut nan_rotation = good.clone();
+        for index in [4, 5, 7, 8] {
+            nan_rotation.r[index] = f64::NAN;
+        }
+        let mut nan_k = good.clone();
+        nan_k.k[2] = f64::NAN;
+        let mut huge_fx = good.clone();
+        huge_fx.k[0] = 1e12;
+        let mut underground = good.clone();
+        underground.p[7] = -500.0;
+        for bad in [nan_rotation, nan_k, huge_fx, underground] {
+            let why = core.set_camera(&bad).unwrap_err();
+            assert!(why.starts_with("CameraInfo refused"), "{why}");
+            assert_eq!(core.camera, before, "the last good model stays");
+        }
+        assert!(in_time(close_in(&mut core, wall, |_, _| {})));
+    }
+
+    /// H7 through the core: a NaN box in one frame is dropped and counted; braking goes on.
+    #[test]
+    fn a_nan_box_is_dropped_and_counted() {
+        let mut core = AebCore::new(&AebConfig::default());
+        let full = close_in(&mut core, wall, |frame, detections| {
+            if frame == 8 {
+                detections.detections[0].bbox.center.position.x = f64::NAN;
+            }
+        });
+        assert!(in_time(full));
+        assert_eq!(core.refused_detections, 1);
+    }
+
+    /// A NaN-scored hypothesis beside the real one hides nothing: the real class is taken.
+    #[test]
+    fn a_nan_hypothesis_does_not_hide_the_valid_one() {
+        let mut core = AebCore::new(&AebConfig::default());
+        let full = close_in(&mut core, wall, |_, detections| {
+            let mut nan = detections.detections[0].results[0].clone();
+            nan.hypothesis.score = f64::NAN;
+            detections.detections[0].results.insert(0, nan);
+        });
+        assert!(in_time(full), "{full:?}");
+        assert_eq!(core.refused_detections, 0);
+    }
+
+    /// M2: a frame stamped zero is refused (the last decision holds); one stamped far in the
+    /// future does not stop the tracks from predicting afterwards.
+    #[test]
+    fn zero_and_future_stamps_do_not_derail_the_tracker() {
+        let mut core = AebCore::new(&AebConfig::default());
+        let zero = car_at(&core, 30.0, 0, "car");
+        assert_eq!(core.step(&zero, None, 0).unwrap_err(), Refused::ZeroStamp);
+        let full = close_in(&mut core, |f| if f == 5 { wall(f) + 1_000_000_000 * MS } else { wall(f) }, |_, _| {});
+        assert!(in_time(full), "{full:?}");
+    }
+
+    #[test]
+    fn class_flicker_still_brakes() {
+        let mut core = AebCore::new(&AebConfig::default());
+        let full = close_in(&mut core, wall, |frame, detections| {
+            if frame % 2 == 1 {
+                detections.detections[0].results[0].hypothesis.class_id = "truck".into();
+            }
+        });
+        assert!(in_time(full), "{full:?}");
+    }
+
+    #[test]
+    fn config_checks_name_the_parameter() {
+        assert!(AebConfig::default().validate().is_ok());
+        let bad = AebConfig { fx: 0.0, ..AebConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().0, "fx");
+        let bad = AebConfig { camera_height_m: f64::NAN, ..AebConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().0, "camera_height_m");
+    }
+}
