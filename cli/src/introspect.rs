@@ -4,65 +4,35 @@
 
 use anyhow::{bail, Context, Result};
 use reflex_msgs::std_msgs::HeaderView;
-use reflex_runtime::keys::{self, EndpointKind};
-use reflex_runtime::{LatencyHistogram, Shutdown, TransportConfig};
+use reflex_runtime::discovery::EndpointKind;
+use reflex_runtime::{LatencyHistogram, Shutdown, System, TransportConfig};
 use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use zenoh::Wait;
 
-/// A zenoh session for tools: same transport as the nodes, given time to meet the peers.
-pub fn open(transport: &TransportConfig, settle: Duration) -> Result<zenoh::Session> {
-    // `to_zenoh`, not `open`: a tool connects and never takes the rendezvous port.
-    let config = transport.to_zenoh().context("transport settings")?;
-    let session = zenoh::open(config).wait().map_err(|e| anyhow::anyhow!("cannot open a zenoh session: {e}"))?;
-    // Gossip introduces the peers within milliseconds; wait until their number stops growing.
-    let start = Instant::now();
-    let (mut peers, mut stable_since) = (0, Instant::now());
-    while start.elapsed() < settle {
-        let now_peers = session.info().peers_zid().wait().count();
-        if now_peers != peers {
-            (peers, stable_since) = (now_peers, Instant::now());
-        } else if peers > 0 && stable_since.elapsed() > Duration::from_millis(150) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(session)
-}
+/// How long a tool gives gossip to introduce the peers.
+const SETTLE: Duration = Duration::from_secs(2);
 
-fn liveliness_keys(session: &zenoh::Session, selector: &str) -> Result<Vec<String>> {
-    let replies = session
-        .liveliness()
-        .get(selector)
-        .timeout(Duration::from_millis(500))
-        .wait()
-        .map_err(|e| anyhow::anyhow!("liveliness query failed: {e}"))?;
-    let mut keys = Vec::new();
-    while let Ok(reply) = replies.recv() {
-        if let Ok(sample) = reply.result() {
-            keys.push(sample.key_expr().to_string());
-        }
-    }
-    keys.sort();
-    keys.dedup();
-    Ok(keys)
+/// Messages a tool buffers between zenoh's thread and its own; more are dropped (a tool must
+/// never hold up the network thread of the system it looks at).
+const TOOL_QUEUE: usize = 256;
+
+fn open(transport: &TransportConfig) -> Result<System> {
+    System::connect(transport, SETTLE).context("cannot join the system")
 }
 
 pub fn node_list(transport: &TransportConfig) -> Result<()> {
-    let session = open(transport, Duration::from_secs(2))?;
+    let system = open(transport)?;
     let prefix = &transport.prefix;
-    let nodes: Vec<_> = liveliness_keys(&session, &keys::all_nodes(prefix))?
-        .iter()
-        .filter_map(|key| keys::parse_liveliness_token(prefix, key))
-        .collect();
+    let nodes = system.running_nodes()?;
     if nodes.is_empty() {
         println!("no nodes (prefix `{prefix}`)");
         return Ok(());
     }
     let width = nodes.iter().map(|n| n.0.len()).max().unwrap_or(4).max(4);
     println!("{:width$}  {:16}  PID", "NODE", "HOST");
-    for (node, host, pid) in nodes {
-        println!("{node:width$}  {host:16}  {pid}");
+    for (node, location) in nodes {
+        println!("{node:width$}  {:16}  {}", location.host, location.pid);
     }
     Ok(())
 }
@@ -74,11 +44,10 @@ struct TopicInfo {
     subscribers: Vec<String>,
 }
 
-fn topics(session: &zenoh::Session, prefix: &str) -> Result<BTreeMap<String, TopicInfo>> {
+fn topics(system: &System) -> Result<BTreeMap<String, TopicInfo>> {
     let mut topics: BTreeMap<String, TopicInfo> = BTreeMap::new();
     for kind in [EndpointKind::Publisher, EndpointKind::Subscriber] {
-        for key in liveliness_keys(session, &keys::all_endpoints(prefix, kind))? {
-            let Some(endpoint) = keys::parse_endpoint_token(prefix, &key) else { continue };
+        for endpoint in system.endpoints(kind)? {
             let info = topics.entry(endpoint.topic).or_default();
             info.types.insert(endpoint.type_name);
             match endpoint.kind {
@@ -91,8 +60,8 @@ fn topics(session: &zenoh::Session, prefix: &str) -> Result<BTreeMap<String, Top
 }
 
 pub fn topic_list(transport: &TransportConfig, verbose: bool) -> Result<()> {
-    let session = open(transport, Duration::from_secs(2))?;
-    let topics = topics(&session, &transport.prefix)?;
+    let system = open(transport)?;
+    let topics = topics(&system)?;
     if topics.is_empty() {
         println!("no topics (prefix `{}`)", transport.prefix);
     }
@@ -121,11 +90,11 @@ fn list_or_none(names: &[String]) -> String {
 }
 
 /// The type published on `topic`, from the endpoint tokens (or `explicit`).
-fn topic_type(session: &zenoh::Session, prefix: &str, topic: &str, explicit: Option<&str>) -> Result<String> {
+fn topic_type(system: &System, topic: &str, explicit: Option<&str>) -> Result<String> {
     if let Some(explicit) = explicit {
         return Ok(explicit.to_string());
     }
-    let topics = topics(session, prefix)?;
+    let topics = topics(system)?;
     match topics.get(topic).map(|t| t.types.iter().cloned().collect::<Vec<_>>()).as_deref() {
         Some([one]) => Ok(one.clone()),
         Some([]) | None => bail!(
@@ -136,29 +105,28 @@ fn topic_type(session: &zenoh::Session, prefix: &str, topic: &str, explicit: Opt
     }
 }
 
-/// Samples of `topic` handed to `each` until it returns false, `count` is reached, or shutdown.
+/// Messages of `topic` handed to `each` until it returns false, `duration` is over, or shutdown.
 fn subscribe_raw(
-    session: &zenoh::Session,
-    prefix: &str,
+    system: &System,
     topic: &str,
     shutdown: &Shutdown,
     duration: Option<Duration>,
-    mut each: impl FnMut(&zenoh::sample::Sample) -> bool,
+    mut each: impl FnMut(&[u8]) -> bool,
 ) -> Result<()> {
-    let subscriber = session
-        .declare_subscriber(keys::topic_key(prefix, topic))
-        .wait()
-        .map_err(|e| anyhow::anyhow!("cannot subscribe to `{topic}`: {e}"))?;
+    let (sender, messages) = mpsc::sync_channel::<Vec<u8>>(TOOL_QUEUE);
+    let _watch = system.watch_topic(topic, move |bytes| {
+        let _ = sender.try_send(bytes.to_vec());
+    })?;
     let start = Instant::now();
     while !shutdown.is_requested() && duration.is_none_or(|d| start.elapsed() < d) {
-        match subscriber.recv_timeout(Duration::from_millis(50)) {
-            Ok(Some(sample)) => {
-                if !each(&sample) {
+        match messages.recv_timeout(Duration::from_millis(50)) {
+            Ok(bytes) => {
+                if !each(&bytes) {
                     break;
                 }
             }
-            Ok(None) => {}
-            Err(_) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     Ok(())
@@ -173,16 +141,15 @@ pub struct EchoOptions<'a> {
 }
 
 pub fn topic_echo(transport: &TransportConfig, options: EchoOptions, shutdown: &Shutdown) -> Result<()> {
-    let session = open(transport, Duration::from_secs(2))?;
-    let type_name = topic_type(&session, &transport.prefix, options.topic, options.type_name)?;
+    let system = open(transport)?;
+    let type_name = topic_type(&system, options.topic, options.type_name)?;
     let mut printed = 0u64;
-    subscribe_raw(&session, &transport.prefix, options.topic, shutdown, options.duration, |sample| {
-        let bytes = sample.payload().to_bytes();
+    subscribe_raw(&system, options.topic, shutdown, options.duration, |bytes| {
         if options.raw {
             let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
             println!("{}", hex.join(" "));
         } else {
-            match reflex_msgs::find_type(&type_name).map(|entry| (entry.to_json)(&bytes)) {
+            match reflex_msgs::find_type(&type_name).map(|entry| (entry.to_json)(bytes)) {
                 Some(Ok(value)) => println!("{value}"),
                 Some(Err(error)) => eprintln!("undecodable {type_name} ({} bytes): {error}", bytes.len()),
                 None => println!("({type_name} is not a type this tool knows; {} bytes; use --raw)", bytes.len()),
@@ -284,19 +251,18 @@ pub fn topic_rate(
     bandwidth: bool,
     shutdown: &Shutdown,
 ) -> Result<()> {
-    let session = open(transport, Duration::from_secs(2))?;
+    let system = open(transport)?;
     // Age needs the header; only types known to start with one are read for it.
-    let stamped = topic_type(&session, &transport.prefix, topic, None)
+    let stamped = topic_type(&system, topic, None)
         .ok()
         .and_then(|type_name| reflex_msgs::find_type(&type_name))
         .map(|entry| entry.has_header)
         .unwrap_or(false);
     let clock = reflex_runtime::Clock::wall();
     let mut window_state = RateWindow::new();
-    subscribe_raw(&session, &transport.prefix, topic, shutdown, duration, |sample| {
-        let payload = sample.payload().to_bytes();
+    subscribe_raw(&system, topic, shutdown, duration, |payload| {
         let age_ns = stamped
-            .then(|| reflex_msgs::decode_prefix::<HeaderView>(&payload).ok())
+            .then(|| reflex_msgs::decode_prefix::<HeaderView>(payload).ok())
             .flatten()
             .filter(|header| !header.stamp.is_zero())
             .map(|header| clock.now_ns() - header.stamp.as_nanos());

@@ -16,6 +16,8 @@
 //! stable_period`). So a flapping input, a clock step or a restart cannot release the brakes
 //! of a moving vehicle.
 
+use crate::actuator::Counter;
+use reflex_runtime::Level;
 use std::collections::BTreeMap;
 
 /// The source of the fault every supervisor starts with: no evidence yet.
@@ -268,6 +270,176 @@ impl Supervisor {
         self.reason = reason.to_string();
         self.source = source.to_string();
         transition
+    }
+}
+
+// What the monitor concludes from what it sees: health reports and tokens of the watched
+// nodes, and the arbiter's command stream. The node only feeds these from its topics.
+
+/// A command stamped more than this in the future (beyond clock noise) is a lie or a broken clock.
+const FUTURE_TOLERANCE_NS: i64 = 50_000_000;
+
+impl Severity {
+    /// What a health entry of a watched node means for the vehicle: a warning degrades, an
+    /// error stops; `Ok` is no fault.
+    pub fn of_health(level: Level) -> Option<Severity> {
+        match level {
+            Level::Ok => None,
+            Level::Warn => Some(Severity::Degraded),
+            Level::Error => Some(Severity::SafeStop),
+        }
+    }
+}
+
+/// What the monitor knows of one required node.
+#[derive(Default)]
+pub(crate) struct NodeView {
+    /// Duration-clock arrival of its last valid health report, its pid and sequence.
+    pub(crate) last_report_ns: Option<i64>,
+    pub(crate) pid: Option<u32>,
+    pub(crate) sequence: u64,
+    /// Healthy (no ERROR) in its last report.
+    pub(crate) healthy: bool,
+    /// The pid whose liveliness token went away and its last sequence then, while neither a
+    /// newer instance nor this one (well past that sequence) has reported.
+    pub(crate) gone: Option<(u32, u64)>,
+}
+
+/// Reports of an instance whose token went away that say nothing: those it may have sent
+/// before it died. A live one (its token lost to a lease expiry under load) is believed again
+/// from its `GONE_REPORTS_IGNORED + 1`-th next report on; the safe stop it raised stays latched.
+const GONE_REPORTS_IGNORED: u64 = 2;
+
+impl NodeView {
+    /// The liveliness token of instance `pid` went away: whether that is a loss (it is the
+    /// current instance, or none has reported yet). A late `delete` of an older instance says
+    /// nothing about the current one.
+    pub(crate) fn token_gone(&mut self, pid: u32) -> bool {
+        let current = self.pid.is_none_or(|current| current == pid);
+        if current {
+            self.gone = Some((pid, self.sequence));
+        }
+        current
+    }
+
+    /// A health report of instance `pid` with `sequence` arrived at `arrival_ns`: `None` when
+    /// it is refused (a replay, or sent by a gone instance before it went), else whether it
+    /// ended a loss.
+    pub(crate) fn report(&mut self, pid: u32, sequence: u64, arrival_ns: i64) -> Option<bool> {
+        let from_gone =
+            self.gone.is_some_and(|(gone, last)| gone == pid && sequence <= last.saturating_add(GONE_REPORTS_IGNORED));
+        if from_gone || (self.pid == Some(pid) && sequence <= self.sequence) {
+            return None;
+        }
+        self.pid = Some(pid);
+        self.sequence = sequence;
+        self.last_report_ns = Some(arrival_ns);
+        Some(self.gone.take().is_some())
+    }
+}
+
+/// One command of the arbiter as the monitor saw it.
+pub(crate) struct CommandSeen {
+    /// Arrival on the duration clock.
+    pub(crate) arrival_ns: i64,
+    pub(crate) counter: Option<Counter>,
+    /// The capture stamp it carries.
+    pub(crate) stamp_ns: i64,
+    /// Its age since capture, when the clock allows one.
+    pub(crate) age_ns: Option<i64>,
+}
+
+/// The commands the monitor checks: the arbiter's output stream.
+pub(crate) struct CommandWatch {
+    pub(crate) budget_ns: i64,
+    pub(crate) deadline_ns: i64,
+    pub(crate) last_arrival_ns: Option<i64>,
+    pub(crate) last_counter: Option<Counter>,
+    pub(crate) last_stamp: Option<i64>,
+    pub(crate) stamp_changed_ns: Option<i64>,
+}
+
+impl CommandWatch {
+    /// Checks one command; faults go to `supervisor`.
+    pub(crate) fn command(
+        &mut self,
+        supervisor: &mut Supervisor,
+        changes: &mut Vec<Transition>,
+        now: i64,
+        seen: &CommandSeen,
+    ) {
+        // A new publisher after a silence is a restarted arbiter (its counter starts again);
+        // the silence itself has already raised "command stream".
+        let silence_ns = if self.deadline_ns > 0 { self.deadline_ns } else { 100_000_000 };
+        let silent = self.last_arrival_ns.is_none_or(|at| seen.arrival_ns.saturating_sub(at) > silence_ns);
+        self.last_arrival_ns = Some(seen.arrival_ns);
+        if let Some(counter) = seen.counter {
+            let went_back = self.last_counter.is_some_and(|last| {
+                if last.publisher == counter.publisher {
+                    counter.value <= last.value
+                } else {
+                    !silent
+                }
+            });
+            if went_back {
+                changes.extend(supervisor.raise_transient(
+                    now,
+                    "command counter",
+                    Severity::SafeStop,
+                    "the arbiter's command counter went back (a replay, or a second sender)",
+                ));
+            }
+            self.last_counter = Some(counter);
+        }
+        if self.budget_ns == 0 {
+            return;
+        }
+        let stamp = seen.stamp_ns;
+        if self.last_stamp != Some(stamp) && stamp != 0 {
+            self.stamp_changed_ns = Some(seen.arrival_ns);
+        }
+        self.last_stamp = Some(stamp);
+        match seen.age_ns {
+            _ if stamp == 0 => {}
+            Some(age) if age > self.budget_ns => changes.extend(supervisor.raise_transient(
+                now,
+                "command age",
+                Severity::SafeStop,
+                "command older than its budget",
+            )),
+            Some(age) if age < -FUTURE_TOLERANCE_NS => changes.extend(supervisor.raise_transient(
+                now,
+                "command age",
+                Severity::SafeStop,
+                "command stamped in the future",
+            )),
+            _ => {}
+        }
+    }
+
+    /// The stream's own state: silent, or its capture stamp standing still.
+    pub(crate) fn check(&self, supervisor: &mut Supervisor, changes: &mut Vec<Transition>, now: i64, since_ns: i64) {
+        let older = |at: Option<i64>, limit: i64| now.saturating_sub(at.unwrap_or(since_ns)) > limit;
+        if self.deadline_ns > 0 && older(self.last_arrival_ns, self.deadline_ns) {
+            changes.extend(supervisor.raise(
+                now,
+                "command stream",
+                Severity::SafeStop,
+                "the arbiter's commands stopped",
+            ));
+        } else if supervisor.has_fault("command stream") {
+            changes.extend(supervisor.clear(now, "command stream"));
+        }
+        if self.budget_ns > 0 && older(self.stamp_changed_ns, self.budget_ns) {
+            changes.extend(supervisor.raise(
+                now,
+                "command stamp",
+                Severity::SafeStop,
+                "the commands' capture stamp stopped advancing",
+            ));
+        } else if supervisor.has_fault("command stamp") {
+            changes.extend(supervisor.clear(now, "command stamp"));
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::glob;
 use mcap::records::MessageHeader;
 use reflex_msgs::reflex_msgs::MonitorEvent;
-use reflex_runtime::keys::{self, EndpointKind};
+use reflex_runtime::discovery::{EndpointKind, Watch};
 use reflex_runtime::spec::parse_params_value;
 use reflex_runtime::Node;
 use reflex_runtime::{NodeKind, NodeOptions, NodeSpec, RawSubscriber, RunError, Shutdown};
@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zenoh::Wait;
 
 /// Parameters of the recorder (`recorder` node kind and `reflex record`).
 #[derive(Debug, Clone, Deserialize)]
@@ -141,7 +140,7 @@ pub struct Recorder {
     sender: SyncSender<Pending>,
     receiver: Receiver<Pending>,
     discovered: Receiver<(String, String)>,
-    _discovery: zenoh::pubsub::Subscriber<()>,
+    _discovery: Watch,
     output: Option<Output>,
     stats: RecorderStats,
     file_index: u32,
@@ -156,29 +155,17 @@ impl Recorder {
         config.validate().map_err(|(key, message)| format!("recorder parameter {key}: {message}"))?;
         let (sender, receiver) = sync_channel(config.queue_messages);
         let (found, discovered) = std::sync::mpsc::channel();
-        let prefix = node.prefix().to_string();
-        let selector = keys::all_endpoints(&prefix, EndpointKind::Publisher);
         // Every publisher that appears from now on, then the ones that exist already (in this
         // order, so that none slips between the two; a topic seen twice is subscribed once).
+        let system = node.system();
         let discovery = {
-            let (found, prefix) = (found.clone(), prefix.clone());
-            node.session()
-                .liveliness()
-                .declare_subscriber(&selector)
-                .callback(move |sample| {
-                    if let Some(info) = keys::parse_endpoint_token(&prefix, sample.key_expr().as_str()) {
-                        let _ = found.send((info.topic, info.type_name));
-                    }
-                })
-                .wait()?
+            let found = found.clone();
+            system.watch_endpoints(EndpointKind::Publisher, move |info| {
+                let _ = found.send((info.topic, info.type_name));
+            })?
         };
-        let replies = node.session().liveliness().get(&selector).timeout(Duration::from_secs(1)).wait()?;
-        while let Ok(reply) = replies.recv() {
-            if let Ok(sample) = reply.result() {
-                if let Some(info) = keys::parse_endpoint_token(&prefix, sample.key_expr().as_str()) {
-                    let _ = found.send((info.topic, info.type_name));
-                }
-            }
+        for info in system.endpoints(EndpointKind::Publisher)? {
+            let _ = found.send((info.topic, info.type_name));
         }
         Ok(Self {
             config,
