@@ -85,7 +85,7 @@ pub fn record(args: RecordArgs) -> Result<bool> {
         ..Default::default()
     };
     let node = Node::new(NodeOptions::new("reflex-record").transport(args.target.transport()))?;
-    let mut recorder = Recorder::new(node, config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut recorder = Recorder::new(node, config)?;
     let shutdown = Shutdown::on_signals()?;
     if let Some(seconds) = args.duration {
         let stop = shutdown.clone();
@@ -95,20 +95,18 @@ pub fn record(args: RecordArgs) -> Result<bool> {
         });
     }
     let terminal = std::io::stderr().is_terminal();
-    recorder
-        .run(&shutdown, |stats| {
-            let line = format!(
-                "recording: {} messages, {:.1} MiB, {} topics, {} dropped",
-                stats.messages,
-                stats.bytes as f64 / (1024.0 * 1024.0),
-                stats.per_topic.len(),
-                stats.dropped
-            );
-            if terminal {
-                eprint!("\r{line}   ");
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    recorder.run(&shutdown, |stats| {
+        let line = format!(
+            "recording: {} messages, {:.1} MiB, {} topics, {} dropped",
+            stats.messages,
+            stats.bytes as f64 / (1024.0 * 1024.0),
+            stats.per_topic.len(),
+            stats.dropped
+        );
+        if terminal {
+            eprint!("\r{line}   ");
+        }
+    })?;
     let stats = recorder.stats();
     if terminal {
         eprintln!();
@@ -176,8 +174,7 @@ pub fn replay_command(args: ReplayArgs) -> Result<bool> {
             );
             let _ = std::io::stderr().flush();
         }
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    })?;
     if terminal {
         eprintln!();
     }

@@ -523,9 +523,9 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
         Fault::Relay(lie) => Some(relay(&stack.transport, lie, lie_now.clone())?),
         _ => None,
     };
-    let mut plant = Plant::new(node, Perception::Rendered).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut plant = Plant::new(node, Perception::Rendered)?;
     let config = RunConfig::default();
-    plant.settle(&config, Duration::from_secs(1), Duration::from_secs(90)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    plant.settle(&config, Duration::from_secs(1), Duration::from_secs(90))?;
     // Only what follows the settling counts.
     drain(&mut safe_stops);
     drain(&mut commands);
@@ -549,59 +549,57 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
     let system = plant.node().system();
     let fault = row.fault.clone();
     let launcher_pid = stack.launch.id() as libc::pid_t;
-    let cell_result = plant
-        .run_cell_with(&cell, &config, |t, controls| {
-            if let Some((_, why)) = controls.gateway_fallback {
-                gateway.get_or_insert((monotonic_ns(), why.describe().to_string()));
-            }
-            if t >= args.fault_at_s && full_at.is_none() && controls.applied_level == BrakeRequest::LEVEL_FULL {
-                full_at = Some(monotonic_ns());
-            }
-            if t >= args.fault_at_s && standstill_ns.is_none() && controls.speed_mps < 0.1 {
-                // On the bench's clock, stepped like the stack's: compared with its stamps.
-                standstill_ns = Some(clock.now_ns());
-            }
-            if let (Fault::Signal { resume_after_s: Some(after), .. }, Some(_)) = (&fault, injected_ns) {
-                if !resumed && t >= args.fault_at_s + after {
-                    resumed = true;
-                    for pid in stopped.drain(..) {
-                        // SAFETY: SIGCONT to a process we stopped.
-                        unsafe { libc::kill(pid, libc::SIGCONT) };
-                    }
+    let cell_result = plant.run_cell_with(&cell, &config, |t, controls| {
+        if let Some((_, why)) = controls.gateway_fallback {
+            gateway.get_or_insert((monotonic_ns(), why.describe().to_string()));
+        }
+        if t >= args.fault_at_s && full_at.is_none() && controls.applied_level == BrakeRequest::LEVEL_FULL {
+            full_at = Some(monotonic_ns());
+        }
+        if t >= args.fault_at_s && standstill_ns.is_none() && controls.speed_mps < 0.1 {
+            // On the bench's clock, stepped like the stack's: compared with its stamps.
+            standstill_ns = Some(clock.now_ns());
+        }
+        if let (Fault::Signal { resume_after_s: Some(after), .. }, Some(_)) = (&fault, injected_ns) {
+            if !resumed && t >= args.fault_at_s + after {
+                resumed = true;
+                for pid in stopped.drain(..) {
+                    // SAFETY: SIGCONT to a process we stopped.
+                    unsafe { libc::kill(pid, libc::SIGCONT) };
                 }
             }
-            if t < args.fault_at_s || injected_ns.is_some() {
-                return;
+        }
+        if t < args.fault_at_s || injected_ns.is_some() {
+            return;
+        }
+        let before = clock.now_ns();
+        injected_mono = Some(monotonic_ns());
+        let outcome = inject(
+            &fault,
+            &mut Injection {
+                system: &system,
+                prefix: &prefix,
+                transport: &stack.transport,
+                credentials: &stack.credentials,
+                namespace: namespace.as_mut(),
+                faketime: faketime.as_deref(),
+                offset: &offset,
+                launcher_pid,
+                lie_now: &lie_now,
+            },
+            controls,
+        );
+        // The stack's stamps are compared with this; after a clock step, on the stepped clock.
+        injected_ns = Some(if matches!(fault, Fault::ClockStep(_)) { clock.now_ns() } else { before });
+        match outcome {
+            Ok(Injected { stress: s, background: b, stopped: p }) => {
+                stress = s;
+                background.extend(b);
+                stopped.extend(p);
             }
-            let before = clock.now_ns();
-            injected_mono = Some(monotonic_ns());
-            let outcome = inject(
-                &fault,
-                &mut Injection {
-                    system: &system,
-                    prefix: &prefix,
-                    transport: &stack.transport,
-                    credentials: &stack.credentials,
-                    namespace: namespace.as_mut(),
-                    faketime: faketime.as_deref(),
-                    offset: &offset,
-                    launcher_pid,
-                    lie_now: &lie_now,
-                },
-                controls,
-            );
-            // The stack's stamps are compared with this; after a clock step, on the stepped clock.
-            injected_ns = Some(if matches!(fault, Fault::ClockStep(_)) { clock.now_ns() } else { before });
-            match outcome {
-                Ok(Injected { stress: s, background: b, stopped: p }) => {
-                    stress = s;
-                    background.extend(b);
-                    stopped.extend(p);
-                }
-                Err(e) => failure = Some(format!("{e:#}")),
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Err(e) => failure = Some(format!("{e:#}")),
+        }
+    })?;
     // What happens after the cell (the plant stops sending frames) is not the row's doing.
     let end_ns = clock.now_ns();
     for pid in stopped.drain(..) {
@@ -1504,9 +1502,9 @@ pub fn soak(args: SoakArgs) -> Result<()> {
     let observer = Node::new(NodeOptions::new("bench-observer").transport(stack.transport.clone()))?;
     let mut events =
         observer.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(8192))?;
-    let mut plant = Plant::new(node, Perception::Rendered).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut plant = Plant::new(node, Perception::Rendered)?;
     let config = RunConfig::default();
-    plant.settle(&config, Duration::from_secs(1), Duration::from_secs(90)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    plant.settle(&config, Duration::from_secs(1), Duration::from_secs(90))?;
     drain(&mut events);
     let mut pids: Vec<(String, u32)> = STACK
         .iter()
@@ -1582,16 +1580,14 @@ pub fn soak(args: SoakArgs) -> Result<()> {
         }
     };
     let (mut last_t, mut sent_total) = (0.0, 0);
-    let result = plant
-        .run_cell_with(&cell, &config, |t, controls| {
-            latencies.append(&mut controls.latencies_ns);
-            (last_t, sent_total) = (t, controls.frames_sent);
-            if t >= next_window {
-                next_window += args.window_s;
-                close_window(t, sent_total, &mut latencies);
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = plant.run_cell_with(&cell, &config, |t, controls| {
+        latencies.append(&mut controls.latencies_ns);
+        (last_t, sent_total) = (t, controls.frames_sent);
+        if t >= next_window {
+            next_window += args.window_s;
+            close_window(t, sent_total, &mut latencies);
+        }
+    })?;
     // The last, partial window (the cell may end just before a window's end).
     close_window(last_t, sent_total, &mut latencies);
     drop(plant);

@@ -14,7 +14,7 @@ pub fn run_node(kind_name: &str, spec: Option<&str>) -> Result<()> {
     prepare_node_process(std::slice::from_ref(&spec));
     let shutdown = Shutdown::on_signals()?;
     exit_if_stuck(&shutdown);
-    (kind.run)(spec, shutdown).map_err(|e| anyhow::anyhow!("node `{kind_name}` failed: {e}"))
+    (kind.run)(spec, shutdown).with_context(|| format!("node `{kind_name}` failed"))
 }
 
 /// Several nodes as threads of one process; if one fails, all stop and the process fails.

@@ -270,6 +270,12 @@ pub const TEST_PATTERN_KIND: NodeKind = NodeKind {
     run: |spec, shutdown| run_with(spec, shutdown, SourceKind::TestPattern),
 };
 
+impl From<SourceError> for RunError {
+    fn from(error: SourceError) -> Self {
+        RunError::other(error)
+    }
+}
+
 fn run_with(spec: NodeSpec, shutdown: Shutdown, default_source: SourceKind) -> Result<(), RunError> {
     let mut config: CameraConfig = spec.params()?;
     if spec.params.get("source").is_none() {

@@ -285,13 +285,18 @@ impl Recorder {
                     Some(&id) => id,
                     None => {
                         let entry = reflex_msgs::find_type(&channel.type_name).expect("checked at discovery");
-                        let id =
-                            output.writer.add_schema(&channel.type_name, "ros2msg", (entry.schema)().as_bytes())?;
+                        let id = output
+                            .writer
+                            .add_schema(&channel.type_name, "ros2msg", (entry.schema)().as_bytes())
+                            .map_err(RunError::other)?;
                         output.schemas.insert(channel.type_name.clone(), id);
                         id
                     }
                 };
-                let id = output.writer.add_channel(schema_id, &channel.topic, "cdr", &BTreeMap::new())?;
+                let id = output
+                    .writer
+                    .add_channel(schema_id, &channel.topic, "cdr", &BTreeMap::new())
+                    .map_err(RunError::other)?;
                 output.ids.insert(pending.channel, id);
                 id
             }
@@ -303,7 +308,7 @@ impl Recorder {
             log_time: pending.log_time_ns,
             publish_time: pending.publish_time_ns,
         };
-        output.writer.write_to_known_channel(&header, &pending.data)?;
+        output.writer.write_to_known_channel(&header, &pending.data).map_err(RunError::other)?;
         self.stats.messages += 1;
         self.stats.bytes += pending.data.len() as u64;
         match self.stats.per_topic.get_mut(&channel.topic) {
@@ -335,7 +340,7 @@ impl Recorder {
             .library(format!("reflex {}", env!("CARGO_PKG_VERSION")))
             .compression(compression(&self.config.compression).expect("validated"))
             .chunk_size(Some(self.config.chunk_kb * 1024));
-        let writer = options.create(BufWriter::with_capacity(1 << 20, file))?;
+        let writer = options.create(BufWriter::with_capacity(1 << 20, file)).map_err(RunError::other)?;
         tracing::info!(file = %path.display(), "recording to");
         self.stats.files.push(path.clone());
         self.output = Some(Output {

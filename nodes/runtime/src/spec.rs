@@ -32,8 +32,55 @@ pub enum Direction {
     Output,
 }
 
-/// The error a node's `run` returns.
-pub type RunError = Box<dyn std::error::Error + Send + Sync>;
+/// The error a node's `run` (and the simulator's plant) returns: what stopped it, as a real
+/// error with its source chain, so callers report it with context and need no adapter.
+#[derive(Debug)]
+pub struct RunError(Box<dyn std::error::Error + Send + Sync>);
+
+impl RunError {
+    /// Any error, or a message.
+    pub fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(error.into())
+    }
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// `?` on the errors nodes meet; anything else goes through [`RunError::other`].
+macro_rules! run_error_from {
+    ($($ty:ty),+ $(,)?) => {
+        $(impl From<$ty> for RunError {
+            fn from(error: $ty) -> Self {
+                Self(error.into())
+            }
+        })+
+    };
+}
+
+run_error_from!(
+    String,
+    &str,
+    Box<dyn std::error::Error + Send + Sync>,
+    std::io::Error,
+    serde_json::Error,
+    crate::NodeError,
+    ParamError,
+    crate::DiscoveryError,
+    crate::discovery::WatchError,
+    crate::SendFaultError,
+    crate::transport::TransportConfigError,
+    reflex_msgs::DecodeError,
+);
 
 /// A built-in node type.
 pub struct NodeKind {
