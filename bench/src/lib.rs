@@ -7,60 +7,25 @@ pub mod reaction;
 pub mod record;
 pub mod transport;
 
-use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use anyhow::{Context, Result};
+use reflex_launch::LineChild;
+use std::process::Command;
 use std::time::Duration;
 
 /// This binary re-run as a helper process, its stdout read line by line. Killed on drop.
-struct Helper {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
+struct Helper(LineChild);
 
 impl Helper {
     fn start(args: &[String]) -> Result<Self> {
         let exe = std::env::current_exe().context("cannot find the reflex executable")?;
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .context("cannot start the helper process")?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Self { child, lines })
+        let mut command = Command::new(exe);
+        command.args(args);
+        Ok(Self(LineChild::spawn(command)?))
     }
 
-    /// The first line starting with `prefix`, within `timeout`.
+    /// What follows `prefix` on the first line starting with it, within `timeout`.
     fn line(&mut self, prefix: &str, timeout: Duration) -> Result<String> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return Ok(line[prefix.len()..].trim().to_string()),
-                Ok(_) => continue,
-                Err(_) => {
-                    let status = self.child.try_wait().ok().flatten();
-                    bail!("helper process gave no {prefix:?} line within {timeout:?} (exit status: {status:?})")
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Ok(self.0.line(prefix, timeout)?[prefix.len()..].trim().to_string())
     }
 }
 

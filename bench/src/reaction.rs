@@ -15,15 +15,15 @@
 //! cleared, and the system must return to nominal before the next trial.
 
 use crate::{emit, us};
-use anyhow::{bail, Context, Result};
-use reflex_launch::{free_port, ChildGuard};
+use anyhow::{bail, Result};
+use reflex_launch::{free_port, LaunchHandle};
 use reflex_msgs::reflex_msgs::BrakeRequest;
 use reflex_msgs::sensor_msgs::ImageView;
 use reflex_msgs::vision_msgs::Detection2DArray;
 use reflex_runtime::fault::FaultCommand;
 use reflex_runtime::{InputOptions, LatencyHistogram, Node, NodeOptions, OverflowPolicy, TransportConfig};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -66,17 +66,9 @@ pub fn run(args: ReactionArgs) -> Result<()> {
             args.deadline_ms, args.detections_deadline_ms
         ),
     )?;
-    let exe = std::env::current_exe()?;
-    let _launch = ChildGuard::from(
-        Command::new(exe)
-            .arg("launch")
-            .arg(&file)
-            .env("REFLEX_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start reflex launch")?,
-    );
+    let _launch = LaunchHandle::start(&std::env::current_exe()?, &file, Duration::from_secs(5), |command| {
+        command.env("REFLEX_LOG", "error").stdout(Stdio::null()).stderr(Stdio::null());
+    })?;
     let transport = TransportConfig { prefix: prefix.clone(), ..TransportConfig::loopback(port) };
     let observer = Node::new(NodeOptions::new("bench-observer").transport(transport))?;
     let clock = observer.clock().clone();

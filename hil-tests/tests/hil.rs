@@ -4,8 +4,9 @@
 //! saying why), and its figures are in the report. The rows are the safety case's evidence
 //! (`docs/SAFETY.md`): each fails on the behaviour of a953c22 for the finding it names.
 
-use reflex_testing::root;
+use reflex_testing::{output_within, root};
 use std::process::Command;
+use std::time::Duration;
 
 /// Every row, and the finding of the safety review (`shared/reviews/safety-review.md`) or the
 /// issue's property it proves.
@@ -43,11 +44,16 @@ const ROWS: [(&str, &str); 28] = [
 #[test]
 fn every_row_of_the_fault_matrix_passes_and_is_reported() {
     let out = std::env::temp_dir().join(format!("reflex-hil-{}", std::process::id()));
-    let output = Command::new(reflex_testing::reflex_bin())
-        .current_dir(root())
-        .args(["bench", "hil", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    // 28 rows of about 10 s, some run twice: 15 minutes is far past a healthy run.
+    let output = output_within(
+        Command::new(reflex_testing::reflex_bin()).current_dir(root()).args([
+            "bench",
+            "hil",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        Duration::from_secs(15 * 60),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stderr}\n{stdout}");

@@ -2,9 +2,11 @@
 //! ([`LaunchHandle`]) or any other child ([`ChildGuard`]), stopped with SIGINT and, after a
 //! grace period, SIGKILL.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A child process asked to stop when dropped (SIGINT: it finishes its work, a launch stops
@@ -60,6 +62,68 @@ impl From<Child> for ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         self.stop_in_place();
+    }
+}
+
+/// A helper process whose stdout is read line by line (a benchmark's other side, a test's
+/// second process). Killed on drop.
+pub struct LineChild {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl LineChild {
+    /// Starts `command` with its stdout piped (and stdin closed).
+    pub fn spawn(mut command: Command) -> Result<Self> {
+        let mut child =
+            command.stdout(Stdio::piped()).stdin(Stdio::null()).spawn().context("cannot start the helper process")?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self { child, lines })
+    }
+
+    /// The first line containing `marker`, from the marker on, within `timeout`.
+    pub fn line(&mut self, marker: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                // libtest may print "test name ... " on the same line first.
+                Ok(line) if line.contains(marker) => return Ok(line[line.find(marker).unwrap()..].to_string()),
+                Ok(_) => continue,
+                Err(_) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    bail!("the helper process printed no {marker:?} line within {timeout:?} (exit status: {status:?})")
+                }
+            }
+        }
+    }
+}
+
+impl LineChild {
+    /// A line containing `marker` among those printed so far (from the marker on), without
+    /// waiting; the lines before it are passed over.
+    pub fn try_line(&mut self, marker: &str) -> Option<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            if let Some(at) = line.find(marker) {
+                return Some(line[at..].to_string());
+            }
+        }
+        None
+    }
+}
+
+impl Drop for LineChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -11,7 +11,7 @@ pub mod kinds;
 pub mod supervise;
 
 pub use check::{check, run_check, Plan, Program, Unit};
-pub use handle::{find_in_ancestors, free_port, ChildGuard, LaunchHandle};
+pub use handle::{find_in_ancestors, free_port, ChildGuard, LaunchHandle, LineChild};
 /// The launch-file format (its own crate, fuzzed on its own).
 pub use reflex_launch_file::{diagnostics, file};
 

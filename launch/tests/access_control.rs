@@ -10,9 +10,9 @@
 use reflex_msgs::reflex_msgs::{BrakeRequest, SafeStop};
 use reflex_runtime::transport::Security;
 use reflex_runtime::{keys, InputOptions, Node, NodeOptions, TransportConfig};
-use reflex_testing::{guard, reflex_bin, root};
+use reflex_testing::{launch, root};
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,17 +59,13 @@ fn commands_seen(port: u16, access_control: bool) -> Seen {
         ),
     )
     .unwrap();
-    let _launch = guard(
-        Command::new(reflex_bin())
+    let _launch = launch(&file, |command| {
+        command
             .current_dir(root())
-            .arg("launch")
-            .arg(&file)
             .env("REFLEX_LOG", "error")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("launch.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+            .stderr(std::fs::File::create(dir.join("launch.log")).unwrap());
+    });
     let launch_log = || std::fs::read_to_string(dir.join("launch.log")).unwrap_or_default();
     let as_user = |user: &str| {
         let password = credentials.join(format!("{user}.password"));

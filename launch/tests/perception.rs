@@ -5,9 +5,9 @@
 use reflex_msgs::sensor_msgs::{CameraInfo, ImageView};
 use reflex_msgs::vision_msgs::Detection2DArray;
 use reflex_runtime::{InputOptions, Node, NodeOptions, TransportConfig};
-use reflex_testing::{guard, reflex_bin, root};
+use reflex_testing::{launch, root};
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -38,16 +38,9 @@ fn camera_folder_to_detector_over_zenoh() {
     let mut detections = observer
         .subscriber::<Detection2DArray>("/perception/detections", InputOptions::default().capacity(64))
         .unwrap();
-    let _launch = guard(
-        Command::new(reflex_bin())
-            .current_dir(root())
-            .arg("launch")
-            .arg(&file)
-            .env("REFLEX_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _launch = launch(&file, |command| {
+        command.current_dir(root()).env("REFLEX_LOG", "warn").stdout(Stdio::null());
+    });
 
     let (mut image_stamps, mut first_image) = (BTreeSet::new(), None);
     let (mut messages, mut matched, mut dog_frame, mut crowd_frame, mut mounting) = (0, 0, false, false, None);

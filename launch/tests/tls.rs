@@ -9,7 +9,7 @@
 use reflex_msgs::reflex_msgs::{BrakeRequest, VehicleState};
 use reflex_runtime::transport::{Security, Tls};
 use reflex_runtime::{InputOptions, Mode, Node, NodeOptions, TransportConfig};
-use reflex_testing::{guard, reflex_bin};
+use reflex_testing::launch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -204,16 +204,9 @@ fn commands_through_gateway(dir: &Path, ours: &Tls, bench_tls: Tls, port: u16) -
     )
     .unwrap();
     let log = dir.join(format!("launch-{port}.log"));
-    let _launch = guard(
-        Command::new(reflex_bin())
-            .arg("launch")
-            .arg(&file)
-            .env("REFLEX_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _launch = launch(&file, |command| {
+        command.env("REFLEX_LOG", "error").stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+    });
     let start = Instant::now();
     while !credentials.join("bench.password").is_file() {
         let output = std::fs::read_to_string(&log).unwrap_or_default();

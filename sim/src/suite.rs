@@ -6,6 +6,7 @@ use crate::run::{run_cell, CellResult, RunConfig};
 use crate::scenario::{self, Cell};
 use crate::scoring::Colour;
 use anyhow::{bail, Context, Result};
+use reflex_launch::LaunchHandle;
 use reflex_runtime::{Node, NodeOptions, TransportConfig};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -97,7 +98,7 @@ pub fn run(files: &[PathBuf], options: &SuiteOptions) -> Result<bool> {
             let _ = std::io::stderr().flush();
         }
         let result = match &mut chain {
-            Some(chain) => chain.run_cell(cell, &config, mode).map_err(|e| anyhow::anyhow!("{}: {e}", cell.label()))?,
+            Some(chain) => chain.run_cell(cell, &config, mode).with_context(|| cell.label())?,
             None => run_cell(cell, &config),
         };
         if !terminal && chain.is_some() {
@@ -131,7 +132,7 @@ struct RunInfo<'a> {
 /// node on the same network.
 struct Chain {
     plant: Plant,
-    launch: Option<reflex_launch::ChildGuard>,
+    launch: Option<LaunchHandle>,
     recording: PathBuf,
     started: bool,
 }
@@ -169,19 +170,13 @@ impl Chain {
             );
         }
         let log = std::fs::File::create(options.out.join("chain.log"))?;
-        let launch = std::process::Command::new(std::env::current_exe()?)
-            .arg("launch")
-            .arg(&file)
-            .env("REFLEX_LOG", "warn")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("cannot start reflex launch")?;
-        let launch = reflex_launch::ChildGuard::from(launch);
+        let launch = LaunchHandle::start(&std::env::current_exe()?, &file, Duration::from_secs(5), |command| {
+            command.env("REFLEX_LOG", "warn").stdout(log.try_clone().expect("the log file")).stderr(log);
+        })?;
         let transport = TransportConfig { prefix, ..TransportConfig::loopback(port) };
         let clock = if lockstep { reflex_runtime::Clock::sim(0) } else { reflex_runtime::Clock::wall() };
         let node = Node::new(NodeOptions::new("sim").transport(transport).clock(clock))?;
-        let plant = Plant::new(node, perception).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let plant = Plant::new(node, perception)?;
         eprintln!(
             "{}: {} as processes (launch file {}, log {})",
             mode.name(),

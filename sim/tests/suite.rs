@@ -3,12 +3,17 @@
 //! the full stack (rendered frames → OpenVINO detector → AEB → arbiter as processes) in
 //! lock-step and in real time.
 
-use reflex_testing::root;
+use reflex_testing::{output_within, root};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 fn sim(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(reflex_testing::reflex_bin()).current_dir(root()).arg("sim").args(args).output().unwrap();
+    // The longest suite here (full stack, lock-step, several scenario files) takes minutes.
+    let output = output_within(
+        Command::new(reflex_testing::reflex_bin()).current_dir(root()).arg("sim").args(args),
+        Duration::from_secs(15 * 60),
+    );
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into(),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use reflex_launch::{free_port, ChildGuard, LaunchHandle};
+pub use reflex_launch::{free_port, ChildGuard, LaunchHandle, LineChild};
 
 /// The repository's root.
 pub fn root() -> PathBuf {
@@ -36,11 +36,57 @@ pub fn guard(child: std::process::Child) -> ChildGuard {
     ChildGuard::new(child, GRACE)
 }
 
+/// `reflex launch file` as a child of the test, stopped (its nodes with it) when dropped;
+/// `configure` sets its working folder, environment and output.
+pub fn launch(file: &Path, configure: impl FnOnce(&mut std::process::Command)) -> LaunchHandle {
+    LaunchHandle::start(&reflex_bin(), file, GRACE, configure).expect("reflex launch starts")
+}
+
 /// Waits until `done` holds, checking every 10 ms; panics naming `what` after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `command` to its end with its output captured, but for at most `limit` of wall time:
+/// past it the child is killed and the test fails with what it printed so far (a hung run
+/// fails, it never hangs the suite).
+pub fn output_within(command: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the command starts");
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().expect("piped")));
+    let stderr = read(Box::new(child.stderr.take().expect("piped")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (out, err) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+            panic!(
+                "{command:?} ran past its limit of {limit:?} and was killed\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     }
 }

@@ -4,9 +4,10 @@
 use reflex_msgs::builtin_interfaces::Time;
 use reflex_msgs::reflex_msgs::{MonitorEvent, VehicleState};
 use reflex_msgs::std_msgs::Header;
-use reflex_runtime::{keys, InputOptions, Node, NodeOptions, Subscriber, TransportConfig};
+use reflex_runtime::fault::FaultCommand;
+use reflex_runtime::{InputOptions, Node, NodeOptions, Subscriber, TransportConfig};
+use reflex_testing::wait_until;
 use std::time::{Duration, Instant};
-use zenoh::Wait;
 
 const TOPIC: &str = "/vehicle/state";
 
@@ -66,10 +67,13 @@ fn drop_delay_freeze_and_corrupt_act_on_the_named_input_and_are_reported() {
     let mut input = receiver.subscriber::<VehicleState>(TOPIC, InputOptions::default().capacity(1024)).unwrap();
     let mut sender = sender_node.publisher::<VehicleState>(TOPIC).unwrap();
     assert!(sender.wait_for_subscribers(Duration::from_secs(10)));
-    let key = keys::fault_key(&transport.prefix, "receiver");
+    let system = sender_node.system();
     let inject = |body: &str| {
-        sender_node.session().put(&key, body.to_string()).wait().unwrap();
-        std::thread::sleep(Duration::from_millis(200)); // the command travels its own way
+        let before = receiver.faults().active();
+        let command: FaultCommand = serde_json::from_str(body).unwrap();
+        system.send_fault("receiver", &command).unwrap();
+        // The command travels its own way: wait until the receiver has applied it.
+        wait_until("the fault command applied", Duration::from_secs(10), || receiver.faults().active() != before);
     };
 
     // Warm-up: everything arrives.
@@ -130,8 +134,9 @@ fn without_fault_injection_the_fault_key_is_ignored() {
     let mut input = receiver.subscriber::<VehicleState>(TOPIC, InputOptions::default().capacity(1024)).unwrap();
     let mut sender = sender_node.publisher::<VehicleState>(TOPIC).unwrap();
     assert!(sender.wait_for_subscribers(Duration::from_secs(10)));
-    let key = keys::fault_key(&transport.prefix, "receiver");
-    sender_node.session().put(&key, r#"{"freeze": true, "drop_pct": 100}"#).wait().unwrap();
+    let command = FaultCommand { freeze: Some(true), drop_pct: Some(100.0), ..Default::default() };
+    sender_node.system().send_fault("receiver", &command).unwrap();
+    // Absence can only be shown over time: what an enabled node would have applied by now.
     std::thread::sleep(Duration::from_millis(200));
     let got = exchange(&mut sender, &receiver, &mut input, 20, 100);
     assert_eq!(got.iter().map(|m| m.0).collect::<Vec<_>>(), (100..120).collect::<Vec<_>>(), "nothing injected");

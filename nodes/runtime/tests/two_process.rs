@@ -7,8 +7,8 @@ use reflex_msgs::sensor_msgs::Image;
 use reflex_msgs::vision_msgs::{Detection2D, Detection2DArray, ObjectHypothesis, ObjectHypothesisWithPose};
 use reflex_msgs::{builtin_interfaces::Time, topics};
 use reflex_runtime::{InputOptions, Node, NodeOptions, OverflowPolicy, TransportConfig};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use reflex_testing::LineChild;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DETECTIONS: &str = "/test/detections";
@@ -97,52 +97,23 @@ fn child_process_entry() {
     std::thread::sleep(Duration::from_millis(300));
 }
 
-struct ChildProcess {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
+/// This test binary re-run as the other process (the ignored `child_process_entry`).
+struct ChildProcess(LineChild);
 
 impl ChildProcess {
     fn start(port: u16, count: u32, period_us: u64, images: bool) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
             .args(["--ignored", "--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
             .env("REFLEX_TEST_PORT", port.to_string())
             .env("REFLEX_TEST_COUNT", count.to_string())
             .env("REFLEX_TEST_PERIOD_US", period_us.to_string())
-            .env("REFLEX_TEST_IMAGES", if images { "1" } else { "0" })
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start child process");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        Self { child, lines }
+            .env("REFLEX_TEST_IMAGES", if images { "1" } else { "0" });
+        Self(LineChild::spawn(command).expect("start child process"))
     }
 
-    fn expect_line(&self, prefix: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                // libtest may print "test child_process_entry ... " on the same line first.
-                Ok(line) if line.contains(prefix) => return line[line.find(prefix).unwrap()..].to_string(),
-                Ok(_) => continue,
-                Err(_) => {
-                    panic!("child printed no line starting with {prefix:?} within {timeout:?}")
-                }
-            }
-        }
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn expect_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        self.0.line(prefix, timeout).unwrap()
     }
 }
 
@@ -170,7 +141,7 @@ fn messages_arrive_typed_and_intact_with_images_through_shared_memory() {
     let mut detections = node.subscriber::<Detection2DArray>(DETECTIONS, options).unwrap();
     let mut images = node.subscriber::<Image>(IMAGES, options).unwrap();
     const COUNT: u32 = 60;
-    let child = ChildProcess::start(port, COUNT, 20_000, true);
+    let mut child = ChildProcess::start(port, COUNT, 20_000, true);
     child.expect_line("ready", Duration::from_secs(20));
     say_go(&node);
 
@@ -209,7 +180,7 @@ fn a_slow_consumer_drops_counted_messages_and_never_stalls_the_publisher() {
         node.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(64)).unwrap();
     const COUNT: u32 = 400;
     // 400 messages at ~2 kHz; the consumer needs 10 ms per message, 4 s for all of them.
-    let child = ChildProcess::start(port, COUNT, 500, false);
+    let mut child = ChildProcess::start(port, COUNT, 500, false);
     child.expect_line("ready", Duration::from_secs(20));
     say_go(&node);
 
@@ -232,7 +203,7 @@ fn a_slow_consumer_drops_counted_messages_and_never_stalls_the_publisher() {
             }
         }
         if sent_line.is_none() {
-            sent_line = child.lines.try_recv().ok().and_then(|l| l.find("sent ").map(|at| l[at..].to_string()));
+            sent_line = child.0.try_line("sent ");
         }
         if last_index == Some(COUNT - 1) && detections.pending() == 0 {
             break;
@@ -262,7 +233,7 @@ fn a_missed_deadline_is_reported_by_the_timer_within_milliseconds() {
     let mut events =
         node.subscriber::<MonitorEvent>(topics::MONITOR_EVENTS, InputOptions::default().capacity(64)).unwrap();
     // The child sends 40 messages 10 ms apart, then goes quiet.
-    let child = ChildProcess::start(port, 40, 10_000, false);
+    let mut child = ChildProcess::start(port, 40, 10_000, false);
     child.expect_line("ready", Duration::from_secs(20));
     // The deadline is armed from subscription: 300 ms of silence before the first message is
     // already a breach.
