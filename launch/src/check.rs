@@ -726,7 +726,8 @@ fn group_env(loaded: &Loaded, group: &GroupEntry) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Checks a launch file and prints the result: `reflex check`.
+/// Loads and checks the launch file at `path`: its plan, or every diagnostic rendered with file,
+/// line and column (what `reflex check` prints).
 pub fn run_check(path: &Path, overrides: &BTreeMap<String, String>) -> Result<Plan, String> {
     let loaded =
         crate::launch_file::load(path, overrides).map_err(|d| d.render(&BTreeMap::<PathBuf, String>::new()))?;
