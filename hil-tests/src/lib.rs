@@ -7,6 +7,7 @@ mod netns;
 
 use anyhow::{bail, Context, Result};
 use netns::VehicleNamespace;
+use reflex_bench::rogue;
 use reflex_launch::{find_in_ancestors, free_port, ChildGuard};
 use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop};
 use reflex_msgs::sensor_msgs::{CameraInfo, Image};
@@ -17,7 +18,7 @@ use reflex_runtime::fault::FaultCommand;
 use reflex_runtime::transport::Security;
 use reflex_runtime::System;
 use reflex_runtime::{
-    keys, Clock, InputOptions, LatencyHistogram, Mode, Node, NodeOptions, OverflowPolicy, Subscriber, TransportConfig,
+    Clock, InputOptions, LatencyHistogram, Mode, Node, NodeOptions, OverflowPolicy, Subscriber, TransportConfig,
 };
 use reflex_sim::plant::{Perception, Plant};
 use reflex_sim::run::{CellResult, RunConfig};
@@ -29,7 +30,6 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zenoh::Wait;
 
 /// The bench's own SCHED_FIFO priority: below every unit of the vehicle stack, above
 /// everything else (stress-ng), as a separate computer would be.
@@ -506,7 +506,6 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
         relay: matches!(row.fault, Fault::Relay(_)),
     };
     let stack = Stack::start(launch, model, &dir, "hil", &options)?;
-    let prefix = stack.prefix.clone();
     // The bench's camera clock: stepped together with the vehicle's in the clock-step rows.
     let offset = Arc::new(AtomicI64::new(0));
     let clock = Clock::wall_with_offset(offset.clone());
@@ -578,7 +577,6 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
             &fault,
             &mut Injection {
                 system: &system,
-                prefix: &prefix,
                 transport: &stack.transport,
                 credentials: &stack.credentials,
                 namespace: namespace.as_mut(),
@@ -693,7 +691,6 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
 /// What `inject` may use.
 struct Injection<'a> {
     system: &'a System,
-    prefix: &'a str,
     transport: &'a TransportConfig,
     credentials: &'a Path,
     namespace: Option<&'a mut VehicleNamespace>,
@@ -767,25 +764,17 @@ fn inject(fault: &Fault, at: &mut Injection, controls: &mut reflex_sim::plant::C
         }
         Fault::SpoofRecovery => {
             signal_node(at.system, "detector", libc::SIGKILL)?;
-            let (transport, prefix) = (at.transport.clone(), at.prefix.to_string());
-            injected
-                .background
-                .push(Background::start("bench-spoof", move |stop| spoof_recovery(&transport, &prefix, stop))?);
+            let transport = at.transport.clone();
+            injected.background.push(Background::start("bench-spoof", move |stop| spoof_recovery(&transport, stop))?);
         }
         Fault::ForeignFreeze => {
             // On a thread of its own: opening an authenticated session takes tens of ms, and
             // the plant's loop (the camera) must not stall for it.
             let mut transport = at.transport.clone();
             transport.security = Some(Security::external("visitor", at.credentials.join("visitor.password")));
-            let (config, key) = (transport.to_zenoh()?, keys::fault_key(at.prefix, "arbiter"));
             let body = serde_json::to_string(&message(None, |c| c.freeze = Some(true)))?;
             injected.background.push(Background::start("bench-visitor", move |_| {
-                let sent = zenoh::open(config).wait().and_then(|visitor| {
-                    let sent = visitor.put(key, body).wait();
-                    std::thread::sleep(Duration::from_millis(50));
-                    let _ = visitor.close().wait();
-                    sent
-                });
+                let sent = rogue::raw_fault_command(&transport, "arbiter", body);
                 vec![match sent {
                     Ok(()) => {
                         "visitor: freeze command sent to the arbiter's fault key (the router decides)".to_string()
@@ -889,28 +878,11 @@ fn flood(transport: &TransportConfig, topic: &str, stop: &AtomicBool) -> Vec<Str
         Ok(node) => node,
         Err(e) => return vec![format!("flood: cannot open a session: {e}")],
     };
-    let key = node.key(topic);
-    let publisher =
-        match node.session().declare_publisher(key).congestion_control(zenoh::qos::CongestionControl::Drop).wait() {
-            Ok(p) => p,
-            Err(e) => return vec![format!("flood: {e}")],
-        };
     let start = Instant::now();
-    let mut sent = 0u64;
-    let mut garbage = [0u8; 48];
-    // Paced at FLOOD_RATE: each millisecond's share, then wait for the next millisecond.
-    while start.elapsed() < Duration::from_secs(2) && !stop.load(Ordering::Acquire) {
-        let due = (start.elapsed().as_secs_f64() * FLOOD_RATE) as u64;
-        while sent < due {
-            for (i, byte) in garbage.iter_mut().enumerate() {
-                *byte = (sent as u8).wrapping_mul(31).wrapping_add(i as u8);
-            }
-            if publisher.put(&garbage[..]).wait().is_ok() {
-                sent += 1;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let sent = match rogue::garbage_flood(&node, topic, FLOOD_RATE, Duration::from_secs(2), stop) {
+        Ok(sent) => sent,
+        Err(e) => return vec![format!("flood: {e}")],
+    };
     let rate = sent as f64 / start.elapsed().as_secs_f64();
     vec![format!(
         "flood on {topic}: {sent} garbage messages in {:.1} s ({rate:.0} msg/s)",
@@ -942,12 +914,11 @@ fn spoof_requests(transport: &TransportConfig, stop: &AtomicBool) -> Vec<String>
 
 /// RECOVERED events for the detector's inputs and outputs, and a liveliness token in the
 /// detector's name, every 20 ms.
-fn spoof_recovery(transport: &TransportConfig, prefix: &str, stop: &AtomicBool) -> Vec<String> {
+fn spoof_recovery(transport: &TransportConfig, stop: &AtomicBool) -> Vec<String> {
     let Ok(node) = Node::new(NodeOptions::new("bench-spoof").transport(transport.clone())) else {
         return vec!["spoof: cannot open a session".into()];
     };
-    let token_key = keys::liveliness_token(prefix, "detector", &reflex_runtime::hostname(), 4242);
-    let token = node.session().liveliness().declare_token(token_key).wait();
+    let token = rogue::ForgedToken::declare(&node, "detector", 4242);
     let Ok(mut events) = node.publisher::<MonitorEvent>(topics::MONITOR_EVENTS) else { return vec![] };
     let mut sent = 0;
     while !stop.load(Ordering::Acquire) {
