@@ -281,31 +281,13 @@ impl AebCore {
 mod tests {
     use super::*;
     use crate::threat::Level;
-    use reflex_msgs::builtin_interfaces::Time;
-    use reflex_msgs::vision_msgs::{Detection2D, ObjectHypothesis, ObjectHypothesisWithPose};
     use reflex_msgs::Mounting;
 
     const MS: i64 = 1_000_000;
     const FRAME_MS: i64 = 50;
 
-    /// Detections of a car `z` m ahead in the lane, as the default camera sees it.
     fn car_at(core: &AebCore, z: f64, stamp_ns: i64, class_id: &str) -> Detection2DArray {
-        let camera = core.camera;
-        let (left, bottom) = camera.project(z, 0.875, 0.0).unwrap();
-        let (right, _) = camera.project(z, -0.875, 0.0).unwrap();
-        let (_, top) = camera.project(z, 0.0, 1.5).unwrap();
-        let mut detection = Detection2D::default();
-        detection.bbox.center.position.x = (left + right) / 2.0;
-        detection.bbox.center.position.y = (top + bottom) / 2.0;
-        detection.bbox.size_x = right - left;
-        detection.bbox.size_y = bottom - top;
-        detection.results.push(ObjectHypothesisWithPose {
-            hypothesis: ObjectHypothesis { class_id: class_id.into(), score: 0.9 },
-            ..Default::default()
-        });
-        let mut message = Detection2DArray { detections: vec![detection], ..Default::default() };
-        message.header.stamp = Time::from_nanos(stamp_ns);
-        message
+        crate::fixtures::car_at(&core.camera, z, stamp_ns, class_id)
     }
 
     /// Closes on a stationary car at 10 m/s from 40 m, 20 frames a second; `edit(frame, stamp,

@@ -15,6 +15,8 @@
 //!   of [`threat::ThreatConfig`].
 
 pub mod core;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod node;
 pub mod range;
 pub mod reflex;

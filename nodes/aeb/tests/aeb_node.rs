@@ -6,29 +6,15 @@ use reflex_aeb::node::AEB_KIND;
 use reflex_aeb::range::CameraModel;
 use reflex_msgs::builtin_interfaces::Time;
 use reflex_msgs::reflex_msgs::{BrakeRequest, TrackedObjectArray, VehicleState};
-use reflex_msgs::vision_msgs::{Detection2D, Detection2DArray, ObjectHypothesis, ObjectHypothesisWithPose};
+use reflex_msgs::vision_msgs::Detection2DArray;
 use reflex_runtime::{InputOptions, Node, NodeOptions, NodeSpec, Shutdown, TransportConfig};
 use std::time::{Duration, Instant};
 
 const CAMERA: CameraModel = CameraModel { fx: 500.0, fy: 500.0, cx: 320.0, cy: 240.0, height_m: 1.3, pitch_rad: 0.0 };
 
-/// Detections of a 1.75 m wide, 1.5 m high car at range `z`, centred in the lane.
+/// Detections of a car at range `z`, centred in the lane.
 fn car_at(z: f64, stamp_ns: i64) -> Detection2DArray {
-    let (left, bottom) = CAMERA.project(z, 0.875, 0.0).unwrap();
-    let (right, _) = CAMERA.project(z, -0.875, 0.0).unwrap();
-    let (_, top) = CAMERA.project(z, 0.0, 1.5).unwrap();
-    let mut detection = Detection2D::default();
-    detection.bbox.center.position.x = (left + right) / 2.0;
-    detection.bbox.center.position.y = (top + bottom) / 2.0;
-    detection.bbox.size_x = right - left;
-    detection.bbox.size_y = bottom - top;
-    detection.results.push(ObjectHypothesisWithPose {
-        hypothesis: ObjectHypothesis { class_id: "car".into(), score: 0.9 },
-        ..Default::default()
-    });
-    let mut message = Detection2DArray { detections: vec![detection], ..Default::default() };
-    message.header.stamp = Time::from_nanos(stamp_ns);
-    message
+    reflex_aeb::fixtures::car_at(&CAMERA, z, stamp_ns, "car")
 }
 
 /// Runs the aeb node, feeds it `frames` at 20 Hz (stamps 50 ms apart) with the ego moving, and
