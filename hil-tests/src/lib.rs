@@ -20,10 +20,10 @@ use reflex_runtime::System;
 use reflex_runtime::{
     Clock, InputOptions, LatencyHistogram, Mode, Node, NodeOptions, OverflowPolicy, Subscriber, TransportConfig,
 };
+use reflex_sim::actors::{Actor, ActorKind};
 use reflex_sim::plant::{Perception, Plant};
-use reflex_sim::run::{CellResult, RunConfig};
+use reflex_sim::result::{CellResult, RunConfig};
 use reflex_sim::scenario::{Cell, Expect};
-use reflex_sim::world::{Actor, ActorKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -7,8 +7,8 @@
 //! Layout written by [`write`]: `images/NNNNNN.png` and `labels.json`
 //! (`{"classes": [...], "images": [{"file", "boxes": [[x0, y0, x1, y1, class], ...]}]}`).
 
+use crate::actors::{Actor, ActorKind, Rng};
 use crate::render::{halve, Appearance, Look, Renderer, LANE_WIDTH_M};
-use crate::world::{Actor, ActorKind, Rng};
 use reflex_aeb::range::CameraModel;
 use serde::Serialize;
 use std::path::Path;

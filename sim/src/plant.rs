@@ -14,8 +14,9 @@
 //!   computes, not on how fast: two runs agree bit for bit.
 
 use crate::render::Renderer;
-use crate::run::{CellResult, RunConfig, World};
+use crate::result::{CellResult, RunConfig};
 use crate::scenario::Cell;
+use crate::world::World;
 use reflex_aeb::threat::Level;
 use reflex_monitor::actuator::{ActuatorGateway, Counter, Demand, Fallback, GatewayConfig};
 use reflex_msgs::reflex_msgs::{BrakeRequest, VehicleState};

@@ -2,7 +2,7 @@
 //! warning and braking stages shaded, over time. Drawn with plotters into a buffer and written
 //! with the `image` crate; the labels use DejaVu Sans, embedded (see assets/).
 
-use crate::run::CellResult;
+use crate::result::CellResult;
 use anyhow::{anyhow, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;

@@ -9,7 +9,7 @@
 //! [`Renderer::render`] also returns each actor's tight box in the image (from the pixels it
 //! covers, so occlusion and clipping count): the labels of the detector's training data.
 
-use crate::world::{Actor, ActorKind, Rng};
+use crate::actors::{Actor, ActorKind, Rng};
 use reflex_aeb::range::CameraModel;
 use serde::Serialize;
 
@@ -520,23 +520,8 @@ pub fn halve(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::world::project_box;
-
-    fn camera() -> CameraModel {
-        CameraModel { fx: 500.0, fy: 500.0, cx: 320.0, cy: 240.0, height_m: 1.3, pitch_rad: 0.0 }
-    }
-
-    fn car(x: f64, y: f64) -> Actor {
-        Actor {
-            kind: ActorKind::Car,
-            x_m: x,
-            y_m: y,
-            vx_mps: 0.0,
-            vy_mps: 0.0,
-            brake_at_s: None,
-            brake_decel_mps2: 0.0,
-        }
-    }
+    use crate::actors::project_box;
+    use crate::fixtures::{camera, car};
 
     fn render(actors: &[(Actor, Appearance)], look: Look, seed: u64) -> (Vec<u8>, Vec<Option<PixelRect>>) {
         let mut renderer = Renderer::new(camera(), 640, 480, look, seed);

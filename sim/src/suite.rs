@@ -2,7 +2,8 @@
 //! results table, and a report folder (results.json, summary.md, a CSV time series per cell).
 
 use crate::plant::{Perception, Plant};
-use crate::run::{run_cell, CellResult, RunConfig};
+use crate::result::{CellResult, RunConfig};
+use crate::run::run_cell;
 use crate::scenario::{self, Cell};
 use crate::scoring::Colour;
 use anyhow::{bail, Context, Result};
@@ -68,7 +69,7 @@ pub fn run(files: &[PathBuf], options: &SuiteOptions) -> Result<bool> {
     let config = RunConfig {
         seed: options.seed,
         perception_latency_s: options.latency_ms / 1e3,
-        noise: crate::world::NoiseModel {
+        noise: crate::actors::NoiseModel {
             edge_sigma_px: options.noise_px,
             dropout: options.dropout,
             ..Default::default()

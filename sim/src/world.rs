@@ -1,194 +1,219 @@
-//! Actors, contact, and ground-truth perception: each actor's box projected through the same
-//! pinhole model the AEB uses, with a seeded noise model.
+//! The cell's world in closed loop ([`World`]): the ego's dynamics, the actors, the camera and
+//! the bookkeeping of the result, fed by whoever decides (the AEB in process, or the nodes as
+//! processes through the plant).
 
+use crate::actors::{gap_and_overlap, ground_truth, Actor, Rng};
+use crate::dynamics::Ego;
+use crate::render::{Appearance, Look, Renderer};
+use crate::result::{CellResult, RunConfig, Sample};
+use crate::scenario::{Cell, Expect};
+use crate::scoring::{self, Colour};
 use reflex_aeb::range::CameraModel;
+use reflex_aeb::threat::Level;
+use reflex_aeb::AebConfig;
 use reflex_msgs::std_msgs::Header;
-use reflex_msgs::vision_msgs::{BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose};
-use serde::{Deserialize, Serialize};
+use reflex_msgs::vision_msgs::Detection2DArray;
 
-pub use reflex_scenario::actor::{Actor, ActorKind};
-
-/// The ego's footprint against an actor: the gap from the ego's front bumper to the actor's
-/// near face (negative when they overlap) and whether they overlap laterally.
-pub fn gap_and_overlap(ego_front_m: f64, ego_width_m: f64, actor: &Actor) -> (f64, bool) {
-    let (length, width) = actor.footprint();
-    let gap = actor.x_m - length / 2.0 - ego_front_m;
-    let overlap = (actor.y_m).abs() < (ego_width_m + width) / 2.0;
-    (gap, overlap)
+/// A cell's world in closed loop: the ego, the actors, the camera and the bookkeeping of the
+/// result. Whoever runs it (the in-process AEB, or the nodes as processes) feeds it decisions
+/// and brake demands.
+pub struct World {
+    pub ego: Ego,
+    pub actors: Vec<Actor>,
+    pub camera: CameraModel,
+    config: RunConfig,
+    rng: Rng,
+    /// How each actor looks on camera (fixed by the seed).
+    looks: Vec<Appearance>,
+    next_frame_s: f64,
+    frames: u64,
+    duration_s: f64,
+    expect: Expect,
+    /// The nearest in-path object: (gap, closing speed).
+    nearest: Option<(f64, f64)>,
+    pub result: CellResult,
+    done: bool,
 }
 
-/// How ground-truth detections are spoiled.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NoiseModel {
-    /// Standard deviation added to each box edge, pixels.
-    pub edge_sigma_px: f64,
-    /// Probability that an object is missed in a frame.
-    pub dropout: f64,
-    /// Score given to detections.
-    pub score: f64,
-}
-
-impl Default for NoiseModel {
-    fn default() -> Self {
-        Self { edge_sigma_px: 1.0, dropout: 0.05, score: 0.8 }
-    }
-}
-
-/// A small, seeded generator (SplitMix64): runs repeat bit for bit for a seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(1e-300);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
-
-/// The box of an actor in the image of a camera at the ego's front bumper (`camera` includes
-/// its height and pitch), clipped to the image; `None` when not in view.
-pub fn project_box(camera: &CameraModel, image: (u32, u32), ego_front_m: f64, actor: &Actor) -> Option<[f64; 4]> {
-    let (length, width) = actor.footprint();
-    let (_, _, height) = actor.kind.size();
-    let near = actor.x_m - length / 2.0 - ego_front_m;
-    if near < 1.0 {
-        return None; // too close for the camera to see it whole
-    }
-    let mut corners = Vec::with_capacity(8);
-    for (z, up) in [(near, 0.0), (near, height), (near + length, 0.0), (near + length, height)] {
-        for y in [actor.y_m - width / 2.0, actor.y_m + width / 2.0] {
-            corners.push(camera.project(z, y, up)?);
-        }
-    }
-    let left = corners.iter().map(|c| c.0).fold(f64::MAX, f64::min).max(0.0);
-    let right = corners.iter().map(|c| c.0).fold(f64::MIN, f64::max).min(f64::from(image.0));
-    let top = corners.iter().map(|c| c.1).fold(f64::MAX, f64::min).max(0.0);
-    let bottom = corners.iter().map(|c| c.1).fold(f64::MIN, f64::max).min(f64::from(image.1));
-    (right - left > 2.0 && bottom - top > 2.0).then_some([left, top, right, bottom])
-}
-
-/// Ground-truth detections of every visible actor, spoiled by `noise`.
-pub fn ground_truth(
-    camera: &CameraModel,
-    image: (u32, u32),
-    ego_front_m: f64,
-    actors: &[Actor],
-    noise: &NoiseModel,
-    rng: &mut Rng,
-    header: &Header,
-) -> Detection2DArray {
-    let mut array = Detection2DArray { header: header.clone(), detections: Vec::new() };
-    for actor in actors {
-        let Some([left, top, right, bottom]) = project_box(camera, image, ego_front_m, actor) else { continue };
-        if rng.uniform() < noise.dropout {
-            continue;
-        }
-        let mut edge = |value: f64| value + noise.edge_sigma_px * rng.normal();
-        let (left, top, right, bottom) = (edge(left), edge(top), edge(right), edge(bottom));
-        let mut detection = Detection2D { header: header.clone(), ..Default::default() };
-        let mut hypothesis = ObjectHypothesisWithPose::default();
-        hypothesis.hypothesis.class_id = actor.kind.label().into();
-        hypothesis.hypothesis.score = noise.score;
-        detection.results = vec![hypothesis];
-        detection.bbox = BoundingBox2D { size_x: right - left, size_y: bottom - top, ..Default::default() };
-        detection.bbox.center.position.x = (left + right) / 2.0;
-        detection.bbox.center.position.y = (top + bottom) / 2.0;
-        array.detections.push(detection);
-    }
-    array
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn camera() -> CameraModel {
-        CameraModel { fx: 500.0, fy: 500.0, cx: 320.0, cy: 240.0, height_m: 1.3, pitch_rad: 0.0 }
-    }
-
-    fn car_at(x: f64, y: f64) -> Actor {
-        Actor {
-            kind: ActorKind::Car,
-            x_m: x,
-            y_m: y,
-            vx_mps: 0.0,
-            vy_mps: 0.0,
-            brake_at_s: None,
-            brake_decel_mps2: 0.0,
-        }
-    }
-
-    #[test]
-    fn a_car_ahead_projects_where_the_aeb_ranges_it() {
-        let car = car_at(22.01, 0.0); // near face 20 m ahead
-        let [left, top, right, bottom] = project_box(&camera(), (640, 480), 0.0, &car).unwrap();
-        // Width 1.71 m at 20 m: 500 * 1.71 / 20 = 42.75 px, centred.
-        assert!(((right - left) - 42.75).abs() < 1e-6 && ((left + right) / 2.0 - 320.0).abs() < 1e-6);
-        // Bottom: the road under the near face, 500 * 1.3 / 20 = 32.5 px below the centre.
-        assert!((bottom - 272.5).abs() < 1e-6, "{bottom}");
-        assert!(top < 240.0);
-        let estimate = camera().estimate(&reflex_aeb::range::PixelBox { left, top, right, bottom }, "car").unwrap();
-        assert!((estimate.range_m - 20.0).abs() < 1e-6 && estimate.lateral_m.abs() < 1e-9);
-        assert!(project_box(&camera(), (640, 480), 21.5, &car).is_none(), "under 1 m: not seen whole");
-        assert!(project_box(&camera(), (640, 480), 0.0, &car_at(22.0, 40.0)).is_none(), "far to the side");
-    }
-
-    #[test]
-    fn contact_needs_lateral_overlap() {
-        let car = car_at(12.01, 0.5);
-        assert!(gap_and_overlap(10.0, 1.8, &car).1);
-        assert!((gap_and_overlap(10.0, 1.8, &car).0).abs() < 1e-9);
-        assert!(!gap_and_overlap(10.0, 1.8, &car_at(12.0, 3.5)).1, "next lane");
-        let crossing = Actor { kind: ActorKind::Pedestrian, vy_mps: 1.39, ..car_at(20.0, -4.0) };
-        assert_eq!(crossing.footprint(), (0.5, 0.3), "a crossing pedestrian is 0.5 m deep, 0.3 m wide");
-    }
-
-    #[test]
-    fn the_noise_is_seeded() {
-        let actors = [car_at(22.0, 0.0)];
-        let header = Header::default();
-        let noise = NoiseModel { dropout: 0.3, ..Default::default() };
-        let run = |seed| {
-            let mut rng = Rng::new(seed);
-            (0..50)
-                .map(|_| ground_truth(&camera(), (640, 480), 0.0, &actors, &noise, &mut rng, &header))
-                .collect::<Vec<_>>()
+impl World {
+    pub fn new(cell: &Cell, config: &RunConfig) -> Self {
+        let camera = CameraModel {
+            fx: config.focal_px,
+            fy: config.focal_px,
+            cx: f64::from(config.image.0) / 2.0,
+            cy: f64::from(config.image.1) / 2.0,
+            height_m: config.camera_height_m,
+            pitch_rad: config.camera_pitch_deg.to_radians(),
         };
-        assert_eq!(run(7), run(7));
-        assert_ne!(run(7), run(8));
-        let seen = run(7).iter().filter(|a| !a.detections.is_empty()).count();
-        assert!((25..=45).contains(&seen), "about 70 % kept: {seen}");
+        Self {
+            ego: Ego::new(config.ego, cell.ego_speed_kmh / 3.6),
+            actors: cell.actors.clone(),
+            camera,
+            config: config.clone(),
+            rng: Rng::new(config.seed),
+            looks: (0..cell.actors.len()).map(|i| Appearance::for_actor(config.seed, i)).collect(),
+            next_frame_s: 0.0,
+            frames: 0,
+            duration_s: cell.duration_s,
+            expect: cell.expect,
+            nearest: None,
+            result: CellResult {
+                label: cell.label(),
+                scenario: cell.scenario.clone(),
+                ego_speed_kmh: cell.ego_speed_kmh,
+                parameters: cell.parameters.clone(),
+                expect: cell.expect,
+                impact: false,
+                impact_speed_kmh: 0.0,
+                impact_time_s: None,
+                min_gap_m: f64::MAX,
+                warning_time_s: None,
+                warning_ttc_s: None,
+                braking_time_s: None,
+                max_decel_mps2: 0.0,
+                colour: Colour::Green,
+                points: 0.0,
+                fcw_in_time: false,
+                series: Vec::new(),
+                latency_ms: None,
+                frames: 0,
+                answered: 0,
+            },
+            done: false,
+        }
     }
 
-    #[test]
-    fn braking_actors_stop() {
-        let mut car = Actor { vx_mps: 10.0, brake_at_s: Some(1.0), brake_decel_mps2: 5.0, ..car_at(0.0, 0.0) };
-        let mut t = 0.0;
-        while t < 5.0 {
-            car.step(t, 0.001);
-            t += 0.001;
+    pub fn time_s(&self) -> f64 {
+        self.ego.time_s
+    }
+
+    /// The AEB configuration that matches this world's camera.
+    pub fn aeb_config(&self) -> AebConfig {
+        AebConfig {
+            fx: self.camera.fx,
+            fy: self.camera.fy,
+            cx: self.camera.cx,
+            cy: self.camera.cy,
+            camera_height_m: self.camera.height_m,
+            camera_pitch_deg: self.config.camera_pitch_deg,
+            ..Default::default()
         }
-        // 10 m in the first second, then 10²/(2·5) = 10 m of braking.
-        assert!((car.x_m - 20.0).abs() < 0.05 && car.vx_mps == 0.0, "{}", car.x_m);
+    }
+
+    /// Contact, the nearest in-path object, and whether the cell is decided (impact, time up,
+    /// or standing still with nothing coming).
+    pub fn observe(&mut self) -> bool {
+        let t = self.time_s();
+        self.nearest = None;
+        for actor in &self.actors {
+            let (gap, overlap) = gap_and_overlap(self.ego.x_m, self.config.ego.width_m, actor);
+            if !overlap {
+                continue;
+            }
+            if gap <= 0.0 && !self.result.impact {
+                self.result.impact = true;
+                self.result.impact_time_s = Some(t);
+                self.result.impact_speed_kmh = (self.ego.speed_mps - actor.vx_mps).max(0.0) * 3.6;
+            }
+            if gap > -actor.footprint().0 && self.nearest.is_none_or(|(g, _)| gap < g) {
+                self.nearest = Some((gap, self.ego.speed_mps - actor.vx_mps));
+            }
+        }
+        if let Some((gap, _)) = self.nearest {
+            self.result.min_gap_m = self.result.min_gap_m.min(gap.max(0.0));
+        }
+        let standing = self.ego.speed_mps == 0.0 && t > 0.5 && self.actors.iter().all(|a| a.vy_mps == 0.0);
+        self.done = self.result.impact || t >= self.duration_s || standing;
+        self.done
+    }
+
+    /// Whether the camera takes a frame now; the next one is then due a frame period later.
+    pub fn frame_due(&mut self) -> bool {
+        if self.time_s() + 1e-9 < self.next_frame_s {
+            return false;
+        }
+        self.next_frame_s += 1.0 / self.config.fps;
+        self.frames += 1;
+        true
+    }
+
+    /// The camera's next frame, when one is due: ground-truth detections stamped `header`.
+    pub fn frame(&mut self, header: &Header) -> Option<Detection2DArray> {
+        if !self.frame_due() {
+            return None;
+        }
+        Some(self.ground_truth(header))
+    }
+
+    /// What a perfect detector spoiled by the noise model sees now.
+    pub fn ground_truth(&mut self, header: &Header) -> Detection2DArray {
+        ground_truth(
+            &self.camera,
+            self.config.image,
+            self.ego.x_m,
+            &self.actors,
+            &self.config.noise,
+            &mut self.rng,
+            header,
+        )
+    }
+
+    /// Renders the camera's view now into `rgb` (RGB8 at the configured image size).
+    pub fn render(&mut self, renderer: &mut Renderer, rgb: &mut [u8]) {
+        let actors: Vec<(Actor, Appearance)> = self.actors.iter().cloned().zip(self.looks.iter().copied()).collect();
+        renderer.render(self.ego.x_m, &actors, self.frames, rgb);
+    }
+
+    /// A renderer for this world's camera (default look, the run's seed).
+    pub fn renderer(&self) -> Renderer {
+        Renderer::new(self.camera, self.config.image.0, self.config.image.1, Look::default(), self.config.seed)
+    }
+
+    /// Books the chain's answer to a frame: warning and braking times, a sample of the series.
+    pub fn record(&mut self, level: Level, decel_mps2: f64) {
+        let t = self.time_s();
+        if level >= Level::Warn && self.result.warning_time_s.is_none() {
+            self.result.warning_time_s = Some(t);
+            self.result.warning_ttc_s = self.nearest.filter(|(_, c)| *c > 0.0).map(|(g, c)| g / c);
+        }
+        if level >= Level::Partial && decel_mps2 > 0.0 && self.result.braking_time_s.is_none() {
+            self.result.braking_time_s = Some(t);
+        }
+        self.result.series.push(Sample {
+            t_s: t,
+            gap_m: self.nearest.map_or(f64::NAN, |(g, _)| g),
+            ego_speed_mps: self.ego.speed_mps,
+            target_speed_mps: self.actors.first().map_or(0.0, |a| a.vx_mps),
+            decel_mps2: self.ego.decel_mps2,
+            level: level as u8,
+        });
+    }
+
+    /// Physics: one step of the ego and every actor.
+    pub fn advance(&mut self) {
+        let (t, dt) = (self.time_s(), self.config.dt_s);
+        self.ego.step(dt);
+        for actor in &mut self.actors {
+            actor.step(t, dt);
+        }
+        self.result.max_decel_mps2 = self.result.max_decel_mps2.max(self.ego.decel_mps2);
+    }
+
+    /// Scores the cell.
+    pub fn finish(mut self) -> CellResult {
+        let result = &mut self.result;
+        // Every frame is answered in process; a run through processes overwrites `answered`.
+        (result.frames, result.answered) = (self.frames, self.frames);
+        if result.min_gap_m == f64::MAX {
+            result.min_gap_m = f64::NAN;
+        }
+        result.colour = match self.expect {
+            Expect::Avoid => scoring::colour(result.ego_speed_kmh, result.impact_speed_kmh),
+            Expect::NoBraking if result.braking_time_s.is_some() => Colour::Red,
+            Expect::NoBraking => Colour::Green,
+        };
+        result.points = result.colour.points();
+        result.fcw_in_time = scoring::fcw_in_time(result.warning_ttc_s);
+        self.result
     }
 }
