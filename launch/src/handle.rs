@@ -128,10 +128,7 @@ impl Drop for LineChild {
 }
 
 /// `reflex launch FILE` as a child process, stopped (its nodes with it) when dropped.
-pub struct LaunchHandle {
-    guard: ChildGuard,
-    pub file: PathBuf,
-}
+pub struct LaunchHandle(ChildGuard);
 
 impl LaunchHandle {
     /// Starts `exe launch file` with `configure` applied to the command (arguments such as
@@ -142,20 +139,12 @@ impl LaunchHandle {
         configure(&mut command);
         let child =
             command.spawn().with_context(|| format!("cannot start {} launch {}", exe.display(), file.display()))?;
-        Ok(Self { guard: ChildGuard::new(child, grace), file: file.to_path_buf() })
-    }
-
-    pub fn child(&mut self) -> &mut Child {
-        self.guard.child()
-    }
-
-    pub fn id(&self) -> u32 {
-        self.guard.id()
+        Ok(Self(ChildGuard::new(child, grace)))
     }
 
     /// Stops the launch (SIGINT, then SIGKILL after the grace period) and waits for it.
     pub fn stop(self) -> Option<std::process::ExitStatus> {
-        self.guard.stop()
+        self.0.stop()
     }
 }
 

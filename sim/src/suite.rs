@@ -210,7 +210,9 @@ impl Chain {
 
     /// Stops the chain (the recorder closes its file) and returns the recording, if written.
     fn stop(mut self) -> Result<Option<PathBuf>> {
-        drop(self.launch.take());
+        if let Some(launch) = self.launch.take() {
+            launch.stop();
+        }
         Ok(self.recording.is_file().then_some(self.recording))
     }
 }

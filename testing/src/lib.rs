@@ -31,11 +31,6 @@ pub fn reflex_bin() -> PathBuf {
 /// A child's default grace in tests: SIGINT, then up to 10 s before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(10);
 
-/// Guards `child` with the tests' grace period.
-pub fn guard(child: std::process::Child) -> ChildGuard {
-    ChildGuard::new(child, GRACE)
-}
-
 /// `reflex launch file` as a child of the test, stopped (its nodes with it) when dropped;
 /// `configure` sets its working folder, environment and output.
 pub fn launch(file: &Path, configure: impl FnOnce(&mut std::process::Command)) -> LaunchHandle {

@@ -103,10 +103,6 @@ impl System {
         Ok(Self { session, prefix: transport.prefix.clone() })
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// Calls `on_change` (on zenoh's thread: it must not block) for every node that appears or
     /// goes; with `history`, first for the nodes already running.
     pub fn watch_nodes(

@@ -77,11 +77,6 @@ impl<T> Slot<T> {
         &mut self.message
     }
 
-    /// The message as last filled (not published unless [`Slot::fill`] is called).
-    pub fn last(&self) -> &T {
-        &self.message
-    }
-
     fn take_filled(&mut self) -> Option<&T> {
         std::mem::take(&mut self.filled).then_some(&self.message)
     }
