@@ -5,7 +5,6 @@ pub mod deadline;
 pub mod detector;
 pub mod reaction;
 pub mod record;
-pub mod rogue;
 pub mod transport;
 
 use anyhow::{Context, Result};

@@ -7,7 +7,6 @@ mod netns;
 
 use anyhow::{bail, Context, Result};
 use netns::VehicleNamespace;
-use reflex_bench::rogue;
 use reflex_launch::{find_in_ancestors, free_port, ChildGuard};
 use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop};
 use reflex_msgs::sensor_msgs::{CameraInfo, Image};
@@ -15,6 +14,7 @@ use reflex_msgs::topics;
 use reflex_msgs::vision_msgs::Detection2DArray;
 use reflex_runtime::clock::monotonic_ns;
 use reflex_runtime::fault::FaultCommand;
+use reflex_runtime::rogue;
 use reflex_runtime::transport::Security;
 use reflex_runtime::System;
 use reflex_runtime::{
@@ -879,7 +879,7 @@ fn flood(transport: &TransportConfig, topic: &str, stop: &AtomicBool) -> Vec<Str
         Err(e) => return vec![format!("flood: cannot open a session: {e}")],
     };
     let start = Instant::now();
-    let sent = match rogue::garbage_flood(&node, topic, FLOOD_RATE, Duration::from_secs(2), stop) {
+    let sent = match rogue::garbage_flood(&node, &node.key(topic), FLOOD_RATE, Duration::from_secs(2), stop) {
         Ok(sent) => sent,
         Err(e) => return vec![format!("flood: {e}")],
     };
@@ -918,7 +918,7 @@ fn spoof_recovery(transport: &TransportConfig, stop: &AtomicBool) -> Vec<String>
     let Ok(node) = Node::new(NodeOptions::new("bench-spoof").transport(transport.clone())) else {
         return vec!["spoof: cannot open a session".into()];
     };
-    let token = rogue::ForgedToken::declare(&node, "detector", 4242);
+    let token = rogue::ForgedToken::declare(&node, "detector", &reflex_runtime::hostname(), 4242);
     let Ok(mut events) = node.publisher::<MonitorEvent>(topics::MONITOR_EVENTS) else { return vec![] };
     let mut sent = 0;
     while !stop.load(Ordering::Acquire) {

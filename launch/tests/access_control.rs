@@ -8,15 +8,13 @@
 //! lets the rogue's messages through, so the test can fail.
 
 use reflex_msgs::reflex_msgs::{BrakeRequest, SafeStop};
+use reflex_runtime::rogue::{self, ForgedToken, Tap};
 use reflex_runtime::transport::Security;
 use reflex_runtime::{keys, InputOptions, Node, NodeOptions, TransportConfig};
 use reflex_testing::{launch, root};
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zenoh::Wait;
 
 /// What the actuator side saw while the arbiter ran and two rogues (one with credentials of its
 /// own, one with none) tried everything.
@@ -88,44 +86,12 @@ fn commands_seen(port: u16, access_control: bool) -> Seen {
     let actuator = Node::new(NodeOptions::new("actuator").transport(as_user("actuator"))).unwrap();
     let mut commands =
         actuator.subscriber::<BrakeRequest>("/vehicle/brake_command", InputOptions::default().capacity(4096)).unwrap();
-    let deletes = Arc::new(AtomicU64::new(0));
-    let counted = deletes.clone();
-    let _raw = actuator
-        .session()
-        .declare_subscriber(keys::topic_key(&prefix, "/vehicle/brake_command"))
-        .callback(move |sample| {
-            if sample.kind() == zenoh::sample::SampleKind::Delete {
-                counted.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-        .wait()
-        .unwrap();
-    let forged_health = Arc::new(AtomicU64::new(0));
-    let counted = forged_health.clone();
-    let _health = actuator
-        .session()
-        .declare_subscriber(keys::health_key(&prefix, "arbiter"))
-        .callback(move |sample| {
-            if sample.payload().to_bytes().starts_with(b"forged") {
-                counted.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-        .wait()
-        .unwrap();
-    let forged_token = keys::liveliness_token(&prefix, "arbiter", "rogue-host", 4242);
-    let forged_tokens = Arc::new(AtomicU64::new(0));
-    let counted = forged_tokens.clone();
-    let _tokens = actuator
-        .session()
-        .liveliness()
-        .declare_subscriber(keys::all_nodes(&prefix))
-        .callback(move |sample| {
-            if sample.key_expr().as_str().ends_with("rogue-host/4242") {
-                counted.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-        .wait()
-        .unwrap();
+    let command_key = keys::topic_key(&prefix, "/vehicle/brake_command");
+    let health_key = keys::health_key(&prefix, "arbiter");
+    let deletes = Tap::samples(&actuator, &command_key, |seen| seen.delete).unwrap();
+    let forged_health = Tap::samples(&actuator, &health_key, |seen| seen.payload.starts_with(b"forged")).unwrap();
+    let forged_tokens =
+        Tap::tokens(&actuator, &keys::all_nodes(&prefix), |seen| seen.key.ends_with("rogue-host/4242")).unwrap();
     // A rogue with credentials of its own, and one with none.
     let rogue = Node::new(NodeOptions::new("rogue").transport(as_user("rogue"))).unwrap();
     let stranger = Node::new(
@@ -136,7 +102,7 @@ fn commands_seen(port: u16, access_control: bool) -> Seen {
     let mut rogue_out = rogue.publisher::<BrakeRequest>("/vehicle/brake_command").unwrap();
     let mut stranger_out = stranger.publisher::<BrakeRequest>("/vehicle/brake_command").unwrap();
     let mut rogue_stop = rogue.publisher::<SafeStop>("/monitor/safe_stop").unwrap();
-    let _rogue_token = rogue.session().liveliness().declare_token(forged_token).wait();
+    let _rogue_token = ForgedToken::declare(&rogue, "arbiter", "rogue-host", 4242);
     // The real monitor: all is well.
     let monitor = Node::new(NodeOptions::new("monitor").transport(as_user("monitor"))).unwrap();
     let mut monitor_out = monitor.publisher::<SafeStop>("/monitor/safe_stop").unwrap();
@@ -153,8 +119,8 @@ fn commands_seen(port: u16, access_control: bool) -> Seen {
         rogue_out.publish(&forged("rogue")).unwrap();
         stranger_out.publish(&forged("stranger")).unwrap();
         monitor_out.publish(&SafeStop { state: SafeStop::STATE_NOMINAL, ..Default::default() }).unwrap();
-        let _ = rogue.session().delete(keys::topic_key(&prefix, "/vehicle/brake_command")).wait();
-        let _ = rogue.session().put(keys::health_key(&prefix, "arbiter"), "forged").wait();
+        let _ = rogue::delete(&rogue, &command_key);
+        let _ = rogue::put(&rogue, &health_key, b"forged");
         std::thread::sleep(Duration::from_millis(10));
         rogue_stop
             .publish(&SafeStop {
@@ -174,9 +140,9 @@ fn commands_seen(port: u16, access_control: bool) -> Seen {
             seen.sources.insert(seen.last.clone());
         }
     }
-    seen.deletes = deletes.load(Ordering::Relaxed);
-    seen.forged_health = forged_health.load(Ordering::Relaxed);
-    seen.forged_tokens = forged_tokens.load(Ordering::Relaxed);
+    seen.deletes = deletes.count();
+    seen.forged_health = forged_health.count();
+    seen.forged_tokens = forged_tokens.count();
     seen
 }
 

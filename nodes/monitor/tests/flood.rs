@@ -17,28 +17,16 @@ mod common;
 
 use reflex_monitor::node::{run_arbiter_on, ArbiterNodeConfig};
 use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop};
-use reflex_runtime::{keys, InputOptions, Node, NodeOptions, NodeSpec, Shutdown, TransportConfig};
+use reflex_runtime::{keys, rogue, InputOptions, Node, NodeOptions, NodeSpec, Shutdown, TransportConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zenoh::Wait;
 
-/// Garbage on `key` at `rate` messages/s from its own session until `stop`; returns the count.
+/// Garbage on `key` at `rate` messages/s from a session of its own until `stop`; returns the count.
 fn flood(transport: TransportConfig, key: String, rate: f64, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let node = Node::new(NodeOptions::new("flooder").transport(transport)).unwrap();
-        let publisher = node.session().declare_publisher(key).wait().unwrap();
-        let start = Instant::now();
-        let mut sent = 0u64;
-        while !stop.load(Ordering::Acquire) {
-            let due = (start.elapsed().as_secs_f64() * rate) as u64;
-            while sent < due {
-                let _ = publisher.put(&[0xde, 0xad, (sent & 0xff) as u8, 0x01][..]).wait();
-                sent += 1;
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
-        sent
+        rogue::garbage_flood(&node, &key, rate, Duration::MAX, &stop).unwrap()
     })
 }
 
@@ -135,8 +123,7 @@ fn a_flood_cannot_hide_a_missed_deadline_and_a_foreign_token_raises_nothing() {
         }
     }
     // M10: another instance's token with the consumer's name comes and goes: nothing happens.
-    let forged = keys::liveliness_token(&transport.prefix, "consumer", "elsewhere", 999_999);
-    let token = observer.session().liveliness().declare_token(forged).wait().unwrap();
+    let token = rogue::ForgedToken::declare(&observer, "consumer", "elsewhere", 999_999).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     drop(token);
     let (engaged, _, reasons) = watch(&mut states, Duration::from_millis(600));

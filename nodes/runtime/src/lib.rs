@@ -89,6 +89,9 @@ pub mod keys;
 pub mod queue;
 pub mod realtime;
 pub mod reflex;
+/// What an attacker does on the bus, for attack tests and the HIL bench; no node uses it.
+#[doc(hidden)]
+pub mod rogue;
 pub mod spec;
 pub mod task;
 pub mod transport;
