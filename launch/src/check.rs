@@ -10,7 +10,7 @@ use crate::launch_file::{
 };
 use reflex_msgs::topics;
 use reflex_runtime::fault::FaultCommand;
-use reflex_runtime::spec::resolve_topic;
+use reflex_runtime::spec::{resolve_topic, InvalidParam};
 use reflex_runtime::transport::Tls;
 use reflex_runtime::{Direction, InputOptions, Mode, NodeSpec, OverflowPolicy, TransportConfig};
 use serde_saphyr::Location;
@@ -434,7 +434,7 @@ fn check_node<'a>(
         return None;
     };
 
-    if let Err((path, message)) = (kind.check_params)(&spec.params) {
+    if let Err(InvalidParam { path, message }) = (kind.check_params)(&spec.params) {
         let first = path.split(['.', '[']).next().unwrap_or_default();
         let at = node.params.get(first).map_or(at_name, |v| v.referenced);
         let what = if path.is_empty() { String::new() } else { format!(" `{path}`") };

@@ -114,7 +114,7 @@ impl Plant {
 
     /// The brake unit's gateway with these settings (checked).
     pub fn set_gateway(&mut self, config: GatewayConfig) -> Result<(), RunError> {
-        config.validate().map_err(|(path, message)| format!("gateway {path}: {message}"))?;
+        config.validate().map_err(|invalid| format!("gateway {invalid}"))?;
         self.gateway = ActuatorGateway::new(config);
         Ok(())
     }

@@ -7,6 +7,7 @@ use crate::threat::{most_critical, Decision, Stager, Threat, ThreatConfig};
 use crate::tracker::{Measurement, Track, Tracker, TrackerConfig};
 use reflex_msgs::sensor_msgs::CameraInfo;
 use reflex_msgs::vision_msgs::Detection2DArray;
+use reflex_runtime::spec::InvalidParam;
 use serde::Deserialize;
 
 /// Parameters of the `aeb` node.
@@ -53,8 +54,8 @@ impl Default for AebConfig {
 impl AebConfig {
     /// Checks the values; names the parameter (intrinsics and mounting the way a camera model
     /// would be refused at run time, see [`check_camera`]).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        self.threat.validate().map_err(|(path, message)| (format!("threat.{path}"), message))?;
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        self.threat.validate().map_err(|invalid| invalid.within("threat"))?;
         let camera = CameraModel {
             fx: self.fx,
             fy: self.fy,
@@ -63,15 +64,15 @@ impl AebConfig {
             height_m: self.camera_height_m,
             pitch_rad: self.camera_pitch_deg.to_radians(),
         };
-        check_camera(&camera, None).map_err(|(path, message)| (path.to_string(), message))?;
+        check_camera(&camera, None).map_err(|(path, message)| InvalidParam::new(path, message))?;
         if !(0.0..=1.0).contains(&self.min_score) {
-            return Err(("min_score".into(), "must be in [0, 1]".into()));
+            return Err(InvalidParam::new("min_score", "must be in [0, 1]"));
         }
         if !(self.budget_ms > 0.0 && self.budget_ms <= 10_000.0) {
-            return Err(("budget_ms".into(), "must be in (0, 10000] ms".into()));
+            return Err(InvalidParam::new("budget_ms", "must be in (0, 10000] ms"));
         }
         if !(self.vehicle_state_max_age_ms > 0.0 && self.vehicle_state_max_age_ms <= 10_000.0) {
-            return Err(("vehicle_state_max_age_ms".into(), "must be in (0, 10000] ms".into()));
+            return Err(InvalidParam::new("vehicle_state_max_age_ms", "must be in (0, 10000] ms"));
         }
         Ok(())
     }
@@ -422,8 +423,8 @@ mod tests {
     fn config_checks_name_the_parameter() {
         assert!(AebConfig::default().validate().is_ok());
         let bad = AebConfig { fx: 0.0, ..AebConfig::default() };
-        assert_eq!(bad.validate().unwrap_err().0, "fx");
+        assert_eq!(bad.validate().unwrap_err().path, "fx");
         let bad = AebConfig { camera_height_m: f64::NAN, ..AebConfig::default() };
-        assert_eq!(bad.validate().unwrap_err().0, "camera_height_m");
+        assert_eq!(bad.validate().unwrap_err().path, "camera_height_m");
     }
 }

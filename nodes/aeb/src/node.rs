@@ -6,6 +6,7 @@
 use crate::core::AebConfig;
 use crate::reflex::Aeb;
 use reflex_runtime::spec::parse_params_value;
+use reflex_runtime::spec::InvalidParam;
 use reflex_runtime::task::{run_task, TaskOptions};
 use reflex_runtime::{
     Direction, InputOptions, Node, NodeKind, NodeOptions, NodeSpec, OverflowPolicy, Port, RunError, Shutdown,
@@ -48,7 +49,7 @@ pub const TRACKS: Port = Port {
     direction: Direction::Output,
 };
 
-fn check(value: &serde_json::Value) -> Result<(), (String, String)> {
+fn check(value: &serde_json::Value) -> Result<(), InvalidParam> {
     let config: AebConfig = parse_params_value(value)?;
     config.validate()
 }
@@ -73,7 +74,7 @@ pub const AEB_KIND: NodeKind = NodeKind {
 
 fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let config: AebConfig = spec.params()?;
-    config.validate().map_err(|(path, message)| format!("aeb parameter {path}: {message}"))?;
+    config.validate().map_err(|invalid| invalid.of_node(&spec.name))?;
     let node = Node::new(NodeOptions::from_spec(&spec))?;
     // Side inputs: only the latest counts.
     let latest = InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest);

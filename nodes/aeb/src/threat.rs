@@ -16,6 +16,7 @@
 //! at 4 m/s² (between the 3.8 and 5.3 m/s² stages of MathWorks' AEB example).
 
 use crate::tracker::Track;
+use reflex_runtime::spec::InvalidParam;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -72,39 +73,42 @@ impl Default for ThreatConfig {
 
 impl ThreatConfig {
     /// Checks the thresholds are ordered and keep the R152 warning lead; names the parameter.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), InvalidParam> {
         if !(self.warn_ttc_s > self.partial_ttc_s && self.partial_ttc_s > self.full_ttc_s && self.full_ttc_s > 0.0) {
-            return Err(("warn_ttc_s".into(), "need warn_ttc_s > partial_ttc_s > full_ttc_s > 0".into()));
+            return Err(InvalidParam::new("warn_ttc_s", "need warn_ttc_s > partial_ttc_s > full_ttc_s > 0"));
         }
         if self.warn_ttc_s - self.full_ttc_s < 0.8 {
-            return Err((
-                "warn_ttc_s".into(),
-                "the warning must come at least 0.8 s before full braking (UN R152)".into(),
+            return Err(InvalidParam::new(
+                "warn_ttc_s",
+                "the warning must come at least 0.8 s before full braking (UN R152)",
             ));
         }
         if !(5.0..=self.max_decel_mps2).contains(&self.full_decel_min_mps2) {
-            return Err(("full_decel_min_mps2".into(), "need 5 <= full_decel_min_mps2 <= max_decel_mps2".into()));
+            return Err(InvalidParam::new("full_decel_min_mps2", "need 5 <= full_decel_min_mps2 <= max_decel_mps2"));
         }
         // The arbiter and the actuator gateway refuse a request beyond 15 m/s² as implausible.
         if !(self.max_decel_mps2 <= 15.0) {
-            return Err((
-                "max_decel_mps2".into(),
+            return Err(InvalidParam::new(
+                "max_decel_mps2",
                 format!("{} is over 15 m/s², which the arbiter refuses", self.max_decel_mps2),
             ));
         }
         if !(self.partial_decel_mps2 > 0.0 && self.partial_decel_mps2 <= self.full_decel_min_mps2) {
-            return Err(("partial_decel_mps2".into(), "need 0 < partial_decel_mps2 <= full_decel_min_mps2".into()));
+            return Err(InvalidParam::new("partial_decel_mps2", "need 0 < partial_decel_mps2 <= full_decel_min_mps2"));
         }
         if !(1.0..=3.0).contains(&self.decel_safety_factor) {
-            return Err(("decel_safety_factor".into(), format!("{} is outside [1, 3]", self.decel_safety_factor)));
+            return Err(InvalidParam::new(
+                "decel_safety_factor",
+                format!("{} is outside [1, 3]", self.decel_safety_factor),
+            ));
         }
         if !(0.0..1.0).contains(&self.release_decel_factor)
             || self.release_hold_s < 0.0
             || self.release_ttc_margin_s < 0.0
         {
-            return Err((
-                "release_decel_factor".into(),
-                "need 0 <= factor < 1 and non-negative margin and hold".into(),
+            return Err(InvalidParam::new(
+                "release_decel_factor",
+                "need 0 <= factor < 1 and non-negative margin and hold",
             ));
         }
         Ok(())
@@ -370,16 +374,16 @@ mod tests {
     fn config_checks_name_the_parameter() {
         assert!(ThreatConfig::default().validate().is_ok());
         let config = ThreatConfig { warn_ttc_s: 1.9, ..ThreatConfig::default() };
-        assert_eq!(config.validate().unwrap_err().0, "warn_ttc_s");
+        assert_eq!(config.validate().unwrap_err().path, "warn_ttc_s");
         let config = ThreatConfig { full_decel_min_mps2: 4.0, ..ThreatConfig::default() };
-        assert_eq!(config.validate().unwrap_err().0, "full_decel_min_mps2");
+        assert_eq!(config.validate().unwrap_err().path, "full_decel_min_mps2");
         let config = ThreatConfig { full_decel_min_mps2: f64::NAN, ..ThreatConfig::default() };
-        assert_eq!(config.validate().unwrap_err().0, "full_decel_min_mps2");
+        assert_eq!(config.validate().unwrap_err().path, "full_decel_min_mps2");
         let config = ThreatConfig { max_decel_mps2: 20.0, ..ThreatConfig::default() };
-        assert_eq!(config.validate().unwrap_err().0, "max_decel_mps2", "more than the arbiter takes");
+        assert_eq!(config.validate().unwrap_err().path, "max_decel_mps2", "more than the arbiter takes");
         let config = ThreatConfig { decel_safety_factor: f64::NAN, ..ThreatConfig::default() };
-        assert_eq!(config.validate().unwrap_err().0, "decel_safety_factor");
+        assert_eq!(config.validate().unwrap_err().path, "decel_safety_factor");
         let config = ThreatConfig { partial_decel_mps2: 0.0, ..ThreatConfig::default() };
-        assert_eq!(config.validate().unwrap_err().0, "partial_decel_mps2");
+        assert_eq!(config.validate().unwrap_err().path, "partial_decel_mps2");
     }
 }

@@ -26,6 +26,7 @@ pub use v4l2::V4l2Camera;
 
 use reflex_msgs::sensor_msgs::CameraInfo;
 use reflex_msgs::Mounting;
+use reflex_runtime::spec::InvalidParam;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -142,27 +143,30 @@ impl Default for CameraConfig {
 }
 
 impl CameraConfig {
-    fn validate(&self) -> Result<(), (String, String)> {
+    fn validate(&self) -> Result<(), InvalidParam> {
         if !(self.fps > 0.0 && self.fps <= 1000.0) {
-            return Err(("fps".into(), format!("{} is outside 0 < fps <= 1000", self.fps)));
+            return Err(InvalidParam::new("fps", format!("{} is outside 0 < fps <= 1000", self.fps)));
         }
         if !(self.rate > 0.0 && self.rate <= 1000.0) {
-            return Err(("rate".into(), format!("{} is outside 0 < rate <= 1000", self.rate)));
+            return Err(InvalidParam::new("rate", format!("{} is outside 0 < rate <= 1000", self.rate)));
         }
         for (name, value) in [("width", self.width), ("height", self.height)] {
             if value != 0 && !(8..=8192).contains(&value) {
-                return Err((name.into(), format!("{value} is outside 8..=8192 pixels (0: the source's own size)")));
+                return Err(InvalidParam::new(
+                    name,
+                    format!("{value} is outside 8..=8192 pixels (0: the source's own size)"),
+                ));
             }
         }
         if (self.width == 0) != (self.height == 0) {
-            return Err(("width".into(), "give both width and height, or neither".into()));
+            return Err(InvalidParam::new("width", "give both width and height, or neither"));
         }
         if !(self.height_m >= 0.0 && self.pitch_deg.abs() < 90.0) {
-            return Err(("height_m".into(), "mounting: height_m must be >= 0 and |pitch_deg| < 90".into()));
+            return Err(InvalidParam::new("height_m", "mounting: height_m must be >= 0 and |pitch_deg| < 90"));
         }
         #[cfg(feature = "v4l2")]
         if self.source == SourceKind::V4l2 {
-            v4l2::pixel_format(&self.pixel_format).map_err(|e| ("pixel_format".to_string(), e))?;
+            v4l2::pixel_format(&self.pixel_format).map_err(|e| InvalidParam::new("pixel_format", e))?;
         }
         Ok(())
     }

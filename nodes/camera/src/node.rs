@@ -3,6 +3,7 @@
 
 use crate::{CameraConfig, FrameSource, Pace, SourceError, SourceKind};
 use reflex_msgs::sensor_msgs::{CameraInfo, Image};
+use reflex_runtime::spec::InvalidParam;
 use reflex_runtime::spec::{check_params_as, parse_params_value};
 use reflex_runtime::{Direction, Node, NodeKind, NodeOptions, NodeSpec, Port, RunError, Shutdown, Timer};
 use std::time::Duration;
@@ -36,7 +37,7 @@ const PARAMETERS: &[(&str, &str, &str)] = &[
     ("height_m, pitch_deg", "1.3, 0", "mounting: height above the road, downward pitch (in CameraInfo)"),
 ];
 
-fn check(value: &serde_json::Value) -> Result<(), (String, String)> {
+fn check(value: &serde_json::Value) -> Result<(), InvalidParam> {
     check_params_as::<CameraConfig>(value)?;
     parse_params_value::<CameraConfig>(value)?.validate()
 }
@@ -78,7 +79,7 @@ fn run_with(spec: NodeSpec, shutdown: Shutdown, default_source: SourceKind) -> R
     if spec.params.get("source").is_none() {
         config.source = default_source;
     }
-    config.validate().map_err(|(path, message)| format!("parameter {path}: {message}"))?;
+    config.validate().map_err(|invalid| invalid.of_node(&spec.name))?;
     let source = config.open()?;
     run_camera(spec, config, source, shutdown)
 }

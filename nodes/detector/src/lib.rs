@@ -24,10 +24,12 @@
 pub mod config;
 pub mod decode;
 mod engine;
+pub mod frames;
 pub mod node;
 pub mod runtime;
 
 pub use config::{ConfigError, LoadedModelConfig, ModelConfig};
 pub use decode::Detection;
 pub use engine::{Detector, DetectorError, DetectorOptions, MAX_CANVAS_PIXELS};
+pub use frames::FrameDetector;
 pub use node::DETECTOR_KIND;

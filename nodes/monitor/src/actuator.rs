@@ -30,6 +30,7 @@
 
 use crate::supervisor::Release;
 use reflex_msgs::reflex_msgs::BrakeRequest;
+use reflex_runtime::spec::InvalidParam;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -65,7 +66,7 @@ impl Default for GatewayConfig {
 
 impl GatewayConfig {
     /// Checks the values; names the parameter.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), InvalidParam> {
         for (name, value, low, high) in [
             // Two periods of the arbiter's 50 Hz at least: less brakes on ordinary jitter.
             ("timeout_ms", self.timeout_ms, 40.0, 2_000.0),
@@ -75,7 +76,7 @@ impl GatewayConfig {
             ("max_decel_mps2", self.max_decel_mps2, 5.0, 15.0),
         ] {
             if !(low..=high).contains(&value) {
-                return Err((name.into(), format!("{value} is outside [{low}, {high}]")));
+                return Err(InvalidParam::new(name, format!("{value} is outside [{low}, {high}]")));
             }
         }
         Ok(())
@@ -452,8 +453,8 @@ mod tests {
     fn config_checks_name_the_parameter() {
         assert!(GatewayConfig::default().validate().is_ok());
         let bad = GatewayConfig { timeout_ms: 1e9, ..GatewayConfig::default() };
-        assert_eq!(bad.validate().unwrap_err().0, "timeout_ms");
+        assert_eq!(bad.validate().unwrap_err().path, "timeout_ms");
         let bad = GatewayConfig { fallback_decel_mps2: f64::NAN, ..GatewayConfig::default() };
-        assert_eq!(bad.validate().unwrap_err().0, "fallback_decel_mps2");
+        assert_eq!(bad.validate().unwrap_err().path, "fallback_decel_mps2");
     }
 }

@@ -14,7 +14,8 @@
 //!    deceleration, and its level the highest level asked for. So a warning that names a large
 //!    deceleration can never displace the AEB's full braking.
 
-use reflex_msgs::reflex_msgs::BrakeRequest;
+use reflex_msgs::reflex_msgs::{BrakeRequest, SafeStop};
+use reflex_runtime::spec::InvalidParam;
 
 /// The largest deceleration any request may name, m/s² (beyond what tyres give on dry asphalt).
 pub const MAX_PLAUSIBLE_DECEL_MPS2: f64 = 15.0;
@@ -49,7 +50,7 @@ impl Default for ArbiterConfig {
 impl ArbiterConfig {
     /// Checks the values; names the parameter (a "safe stop" of 0 m/s², or a supervisor that
     /// may be silent for an hour, is not a safety setting).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), InvalidParam> {
         // The supervisor speaks every 100 ms: less than two of its periods is a false alarm.
         for (name, value, low) in [
             ("aeb_max_age_s", self.aeb_max_age_s, 0.0),
@@ -57,15 +58,15 @@ impl ArbiterConfig {
             ("supervisor_max_age_s", self.supervisor_max_age_s, 0.2),
         ] {
             if !(value > low && value <= 5.0) {
-                return Err((name.into(), format!("{value} is outside ({low}, 5] s")));
+                return Err(InvalidParam::new(name, format!("{value} is outside ({low}, 5] s")));
             }
         }
         if !(0.0..=60.0).contains(&self.startup_grace_s) {
-            return Err(("startup_grace_s".into(), format!("{} is outside [0, 60] s", self.startup_grace_s)));
+            return Err(InvalidParam::new("startup_grace_s", format!("{} is outside [0, 60] s", self.startup_grace_s)));
         }
         if !(5.0..=MAX_PLAUSIBLE_DECEL_MPS2).contains(&self.safe_stop_decel_mps2) {
-            return Err((
-                "safe_stop_decel_mps2".into(),
+            return Err(InvalidParam::new(
+                "safe_stop_decel_mps2",
                 format!(
                     "{} is outside [5, {MAX_PLAUSIBLE_DECEL_MPS2}] m/s² (UN R152: at least 5)",
                     self.safe_stop_decel_mps2
@@ -146,6 +147,24 @@ impl Arbiter {
 
     pub fn set_supervisor(&mut self, now_ns: i64, state: SafeStopState) {
         self.supervisor = Some(Timed { value: state, received_ns: now_ns });
+    }
+
+    /// Takes the supervisor's `SafeStop` message (arrived at `now_ns`, `age_ns` since it was
+    /// stamped where the clock allows one); `Err` when it was delayed in transit beyond the
+    /// supervisor's own age limit: then it is not the supervisor's current word.
+    pub fn hear_supervisor(
+        &mut self,
+        now_ns: i64,
+        age_ns: Option<i64>,
+        message: &SafeStop,
+    ) -> Result<(), &'static str> {
+        let max_age_ns = (self.config.supervisor_max_age_s * 1e9) as i64;
+        if age_ns.is_some_and(|age| age > max_age_ns) {
+            return Err("the supervisor's state is older than supervisor_max_age_s");
+        }
+        let engaged = message.engaged || message.state == SafeStop::STATE_SAFE_STOP;
+        self.set_supervisor(now_ns, SafeStopState { engaged });
+        Ok(())
     }
 
     /// Keeps the slot's allocation: the command path runs at the camera rate.
@@ -314,9 +333,9 @@ mod tests {
     fn config_checks_refuse_unsafe_values() {
         assert!(ArbiterConfig::default().validate().is_ok());
         let bad = ArbiterConfig { safe_stop_decel_mps2: 0.0, ..ArbiterConfig::default() };
-        assert_eq!(bad.validate().unwrap_err().0, "safe_stop_decel_mps2");
+        assert_eq!(bad.validate().unwrap_err().path, "safe_stop_decel_mps2");
         let bad = ArbiterConfig { supervisor_max_age_s: 1e9, ..ArbiterConfig::default() };
-        assert_eq!(bad.validate().unwrap_err().0, "supervisor_max_age_s");
+        assert_eq!(bad.validate().unwrap_err().path, "supervisor_max_age_s");
     }
 
     #[test]

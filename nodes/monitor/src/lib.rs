@@ -1,6 +1,8 @@
 //! The part that makes reflexes safe, as plain state machines driven by explicit times (so
 //! tests and the simulator run them on the simulation clock):
 //!
+//! - [`monitor`]: what the monitor node decides from what it hears (health reports, tokens,
+//!   silence, the arbiter's commands, standstill), through the supervisor.
 //! - [`supervisor`]: turns faults (errors in a node's health, vanished or silent nodes, stale
 //!   commands, ...) into the vehicle state nominal → degraded → safe stop; it starts engaged,
 //!   and a safe stop ends only after a stable period without faults, at a standstill.
@@ -12,5 +14,7 @@
 
 pub mod actuator;
 pub mod arbiter;
+pub mod monitor;
 pub mod node;
 pub mod supervisor;
+pub mod vehicle;

@@ -17,6 +17,7 @@
 //! of a moving vehicle.
 
 use crate::actuator::Counter;
+use reflex_runtime::spec::InvalidParam;
 use reflex_runtime::Level;
 use std::collections::BTreeMap;
 
@@ -66,12 +67,12 @@ impl Default for SupervisorConfig {
 
 impl SupervisorConfig {
     /// Checks the values; names the parameter.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), InvalidParam> {
         if !(self.stable_period_s > 0.0 && self.stable_period_s <= 600.0) {
-            return Err(("supervisor.stable_period_s".into(), "must be in (0, 600] s".into()));
+            return Err(InvalidParam::new("supervisor.stable_period_s", "must be in (0, 600] s"));
         }
         if !(self.transient_fault_s > 0.0 && self.transient_fault_s <= 600.0) {
-            return Err(("supervisor.transient_fault_s".into(), "must be in (0, 600] s".into()));
+            return Err(InvalidParam::new("supervisor.transient_fault_s", "must be in (0, 600] s"));
         }
         Ok(())
     }
@@ -339,14 +340,14 @@ impl NodeView {
 }
 
 /// One command of the arbiter as the monitor saw it.
-pub(crate) struct CommandSeen {
+pub struct CommandSeen {
     /// Arrival on the duration clock.
-    pub(crate) arrival_ns: i64,
-    pub(crate) counter: Option<Counter>,
+    pub arrival_ns: i64,
+    pub counter: Option<Counter>,
     /// The capture stamp it carries.
-    pub(crate) stamp_ns: i64,
+    pub stamp_ns: i64,
     /// Its age since capture, when the clock allows one.
-    pub(crate) age_ns: Option<i64>,
+    pub age_ns: Option<i64>,
 }
 
 /// The commands the monitor checks: the arbiter's output stream.
@@ -561,8 +562,8 @@ mod tests {
     #[test]
     fn config_checks_name_the_parameter() {
         let bad = SupervisorConfig { transient_fault_s: 0.0, ..SupervisorConfig::default() };
-        assert_eq!(bad.validate().unwrap_err().0, "supervisor.transient_fault_s");
+        assert_eq!(bad.validate().unwrap_err().path, "supervisor.transient_fault_s");
         let bad = SupervisorConfig { stable_period_s: f64::NAN, ..SupervisorConfig::default() };
-        assert_eq!(bad.validate().unwrap_err().0, "supervisor.stable_period_s");
+        assert_eq!(bad.validate().unwrap_err().path, "supervisor.stable_period_s");
     }
 }

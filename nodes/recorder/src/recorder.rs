@@ -6,6 +6,7 @@ use mcap::records::MessageHeader;
 use reflex_msgs::reflex_msgs::MonitorEvent;
 use reflex_runtime::discovery::{EndpointKind, Watch};
 use reflex_runtime::spec::parse_params_value;
+use reflex_runtime::spec::InvalidParam;
 use reflex_runtime::Node;
 use reflex_runtime::{NodeKind, NodeOptions, NodeSpec, RawSubscriber, RunError, Shutdown};
 use serde::Deserialize;
@@ -59,21 +60,21 @@ impl Default for RecorderConfig {
 }
 
 impl RecorderConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), InvalidParam> {
         if !(self.flush_period_s > 0.0 && self.flush_period_s <= 60.0) {
-            return Err(("flush_period_s".into(), format!("{} is outside 0 < s <= 60", self.flush_period_s)));
+            return Err(InvalidParam::new("flush_period_s", format!("{} is outside 0 < s <= 60", self.flush_period_s)));
         }
         if !(self.split_size_mb >= 0.0 && self.split_duration_s >= 0.0) {
-            return Err(("split_size_mb".into(), "split sizes and durations must be >= 0".into()));
+            return Err(InvalidParam::new("split_size_mb", "split sizes and durations must be >= 0"));
         }
         if compression(&self.compression).is_err() {
-            return Err(("compression".into(), format!("{:?} is not zstd, lz4 or none", self.compression)));
+            return Err(InvalidParam::new("compression", format!("{:?} is not zstd, lz4 or none", self.compression)));
         }
         if self.queue_messages == 0 || self.chunk_kb == 0 {
-            return Err(("queue_messages".into(), "queue_messages and chunk_kb must be at least 1".into()));
+            return Err(InvalidParam::new("queue_messages", "queue_messages and chunk_kb must be at least 1"));
         }
         if self.output.as_os_str().is_empty() {
-            return Err(("output".into(), "needs a file name".into()));
+            return Err(InvalidParam::new("output", "needs a file name"));
         }
         Ok(())
     }
@@ -152,7 +153,7 @@ impl Recorder {
     /// Starts discovery on `node`'s network; nothing is written until [`Recorder::run`] or
     /// [`Recorder::step`].
     pub fn new(node: Node, config: RecorderConfig) -> Result<Self, RunError> {
-        config.validate().map_err(|(key, message)| format!("recorder parameter {key}: {message}"))?;
+        config.validate().map_err(|invalid| invalid.of_node(node.name()))?;
         let (sender, receiver) = sync_channel(config.queue_messages);
         let (found, discovered) = std::sync::mpsc::channel();
         // Every publisher that appears from now on, then the ones that exist already (in this

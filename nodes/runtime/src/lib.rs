@@ -107,7 +107,7 @@ pub use queue::OverflowPolicy;
 pub use raw::{RawPublisher, RawSample, RawSubscriber};
 pub use reflex::{Reflex, ReflexContext};
 pub use shutdown::Shutdown;
-pub use spec::{Direction, NodeKind, NodeSpec, ParamError, Port, RunError};
+pub use spec::{Direction, InvalidParam, NodeKind, NodeSpec, ParamError, Port, RunError};
 pub use subscriber::{InputOptions, Received, Subscriber};
 pub use task::{Slot, Taken, Task};
 pub use timer::{Tick, Timer};

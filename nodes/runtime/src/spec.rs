@@ -89,9 +89,8 @@ pub struct NodeKind {
     pub ports: &'static [Port],
     /// Parameters: (name, default, meaning), for `reflex kinds KIND`.
     pub parameters: &'static [(&'static str, &'static str, &'static str)],
-    /// Checks parameters without starting anything: `Err((path, message))`, where `path` is the
-    /// parameter the problem is in (empty when not known).
-    pub check_params: fn(&serde_json::Value) -> Result<(), (String, String)>,
+    /// Checks parameters without starting anything, naming the parameter that is wrong.
+    pub check_params: fn(&serde_json::Value) -> Result<(), InvalidParam>,
     /// Runs the node until `shutdown` is requested.
     pub run: fn(NodeSpec, Shutdown) -> Result<(), RunError>,
 }
@@ -110,18 +109,55 @@ pub struct ParamError {
     pub message: String,
 }
 
+/// One parameter that is wrong: its path in the node's `params` (`threat.warn_ttc_s`,
+/// `watch[2]`; empty when not known) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidParam {
+    pub path: String,
+    pub message: String,
+}
+
+impl InvalidParam {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { path: path.into(), message: message.into() }
+    }
+
+    /// The same problem, as seen from the table `prefix` it is inside.
+    pub fn within(self, prefix: &str) -> Self {
+        let path = if self.path.is_empty() { prefix.to_string() } else { format!("{prefix}.{}", self.path) };
+        Self { path, message: self.message }
+    }
+
+    /// The problem as an error of node `node`.
+    pub fn of_node(self, node: &str) -> ParamError {
+        ParamError { node: node.to_string(), message: self.to_string() }
+    }
+}
+
+impl std::fmt::Display for InvalidParam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for InvalidParam {}
+
 /// Typed parameter check for a kind whose config type is `T` (unknown keys refused by `T`).
-pub fn check_params_as<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<(), (String, String)> {
+pub fn check_params_as<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<(), InvalidParam> {
     parse_params_value::<T>(value).map(|_| ())
 }
 
 /// Parses parameters into `T`, naming the parameter that is wrong.
-pub fn parse_params_value<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T, (String, String)> {
+pub fn parse_params_value<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T, InvalidParam> {
     let value = if value.is_null() { serde_json::Value::Object(Default::default()) } else { value.clone() };
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        (path, error.into_inner().to_string())
+        InvalidParam::new(path, error.into_inner().to_string())
     })
 }
 
@@ -167,10 +203,7 @@ impl NodeSpec {
 
     /// The node's parameters as its typed config.
     pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, ParamError> {
-        parse_params_value(&self.params).map_err(|(path, message)| ParamError {
-            node: self.name.clone(),
-            message: if path.is_empty() { message } else { format!("{path}: {message}") },
-        })
+        parse_params_value(&self.params).map_err(|invalid| invalid.of_node(&self.name))
     }
 }
 
@@ -222,16 +255,17 @@ mod tests {
 
     #[test]
     fn parameter_errors_name_the_parameter() {
-        let (path, message) = parse_params_value::<Config>(&serde_json::json!({"fps": "x"})).unwrap_err();
+        let InvalidParam { path, message } =
+            parse_params_value::<Config>(&serde_json::json!({"fps": "x"})).unwrap_err();
         assert_eq!(path, "fps");
         assert!(message.contains("invalid type: string \"x\", expected f64"), "{message}");
-        let (path, message) =
+        let InvalidParam { path, message } =
             parse_params_value::<Config>(&serde_json::json!({"fps": 1, "size": [1, "a"]})).unwrap_err();
         assert_eq!(path, "size[1]");
         assert!(message.contains("expected u32"), "{message}");
-        let (_, message) = parse_params_value::<Config>(&serde_json::json!({"fps": 1, "speed": 2})).unwrap_err();
+        let message = parse_params_value::<Config>(&serde_json::json!({"fps": 1, "speed": 2})).unwrap_err().message;
         assert!(message.contains("unknown field `speed`"), "{message}");
-        let (_, message) = parse_params_value::<Config>(&serde_json::Value::Null).unwrap_err();
+        let message = parse_params_value::<Config>(&serde_json::Value::Null).unwrap_err().message;
         assert!(message.contains("missing field `fps`"), "{message}");
     }
 

@@ -1,12 +1,13 @@
 //! The `actuator` node kind: the [`ActuatorGateway`] between the arbiter's commands and the
 //! brake unit.
 
-use super::VEHICLE_STATE_MAX_AGE_NS;
 use crate::actuator::{ActuatorGateway, Counter, GatewayConfig};
+use crate::vehicle::VehicleSpeed;
 use reflex_msgs::reflex_msgs::{BrakeRequest, VehicleState};
 use reflex_msgs::topics;
 use reflex_runtime::health::Level;
 use reflex_runtime::spec::parse_params_value;
+use reflex_runtime::spec::InvalidParam;
 use reflex_runtime::{
     Direction, InputOptions, Node, NodeKind, NodeOptions, NodeSpec, OverflowPolicy, Port, RunError, Shutdown,
     DRAIN_LIMIT,
@@ -52,11 +53,11 @@ impl Default for ActuatorNodeConfig {
     }
 }
 
-fn check_actuator(value: &serde_json::Value) -> Result<(), (String, String)> {
+fn check_actuator(value: &serde_json::Value) -> Result<(), InvalidParam> {
     let config: ActuatorNodeConfig = parse_params_value(value)?;
     config.gateway.validate()?;
     if !(10.0..=1000.0).contains(&config.rate_hz) {
-        return Err(("rate_hz".into(), format!("{} is outside [10, 1000] Hz", config.rate_hz)));
+        return Err(InvalidParam::new("rate_hz", format!("{} is outside [10, 1000] Hz", config.rate_hz)));
     }
     Ok(())
 }
@@ -85,7 +86,7 @@ pub const ACTUATOR_KIND: NodeKind = NodeKind {
 /// The gateway as a process: the demand for the brake unit's bus bridge on `/vehicle/brake_demand`.
 fn run_actuator(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let config: ActuatorNodeConfig = spec.params()?;
-    check_actuator(&spec.params).map_err(|(path, message)| format!("actuator parameter {path}: {message}"))?;
+    check_actuator(&spec.params).map_err(|invalid| invalid.of_node(&spec.name))?;
     let node = Node::new(NodeOptions::from_spec(&spec))?;
     let clock = node.clock().clone();
     let mut commands = node.subscriber::<BrakeRequest>(
@@ -99,7 +100,7 @@ fn run_actuator(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
     let mut demand_out = node.publisher::<BrakeRequest>(&spec.topic(&DEMAND_OUT))?;
     let mut gateway = ActuatorGateway::new(config.gateway);
     let mut demand = BrakeRequest { source: spec.name.clone(), ..Default::default() };
-    let mut speed: Option<(i64, f64)> = None;
+    let mut speed = VehicleSpeed::default();
     let period_ns = (1e9 / config.rate_hz) as i64;
     let mut last_publish = i64::MIN;
     let mut last_fallback = None;
@@ -115,13 +116,11 @@ fn run_actuator(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
             }
         }
         if let Some(state) = vehicle_state.recv() {
-            if state.message.speed_mps.is_finite() {
-                speed = Some((state.arrival_mono_ns, state.message.speed_mps));
-            }
+            // A speed that is no number leaves the last one (the gateway does not refuse it).
+            speed.hear(state.arrival_mono_ns, state.message.speed_mps);
         }
         let now = clock.mono_ns();
-        let known_speed = speed.filter(|(at, _)| now.saturating_sub(*at) <= VEHICLE_STATE_MAX_AGE_NS).map(|(_, v)| v);
-        let out = gateway.output(now, known_speed);
+        let out = gateway.output(now, speed.known(now));
         if out.fallback != last_fallback {
             match out.fallback {
                 Some(why) => {

@@ -1,10 +1,11 @@
 //! The `arbiter` node kind: feeds the [`Arbiter`] from the AEB, the monitor and the driver,
 //! and publishes the one brake command.
 
-use crate::arbiter::{Arbiter, ArbiterConfig, SafeStopState};
+use crate::arbiter::{Arbiter, ArbiterConfig};
 use reflex_msgs::reflex_msgs::{BrakeRequest, SafeStop};
 use reflex_msgs::topics;
 use reflex_runtime::spec::parse_params_value;
+use reflex_runtime::spec::InvalidParam;
 use reflex_runtime::{
     Direction, InputOptions, Node, NodeKind, NodeOptions, NodeSpec, OverflowPolicy, Port, RunError, Shutdown,
     DRAIN_LIMIT,
@@ -59,16 +60,16 @@ impl Default for ArbiterNodeConfig {
 
 impl ArbiterNodeConfig {
     /// Checks the values; names the parameter.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), InvalidParam> {
         self.arbiter.validate()?;
         if !(10.0..=1000.0).contains(&self.rate_hz) {
-            return Err(("rate_hz".into(), format!("{} is outside [10, 1000] Hz", self.rate_hz)));
+            return Err(InvalidParam::new("rate_hz", format!("{} is outside [10, 1000] Hz", self.rate_hz)));
         }
         Ok(())
     }
 }
 
-fn check_arbiter(value: &serde_json::Value) -> Result<(), (String, String)> {
+fn check_arbiter(value: &serde_json::Value) -> Result<(), InvalidParam> {
     parse_params_value::<ArbiterNodeConfig>(value)?.validate()
 }
 
@@ -104,7 +105,7 @@ pub fn run_arbiter_on(
     config: &ArbiterNodeConfig,
     shutdown: &Shutdown,
 ) -> Result<(), RunError> {
-    config.validate().map_err(|(path, message)| format!("arbiter parameter {path}: {message}"))?;
+    config.validate().map_err(|invalid| invalid.of_node(&spec.name))?;
     let clock = node.clock().clone();
     let latest = InputOptions::default().capacity(1).policy(OverflowPolicy::DropOldest);
     let mut aeb =
@@ -138,15 +139,10 @@ pub fn run_arbiter_on(
         }
         for _ in 0..DRAIN_LIMIT {
             let Some(state) = safe_stop.recv() else { break };
-            // Delayed in transit beyond the supervisor's own age limit: not the supervisor's
-            // current word.
-            let max_age_ns = (config.arbiter.supervisor_max_age_s * 1e9) as i64;
-            if state.trusted_age_ns().is_some_and(|age| age > max_age_ns) {
+            if arbiter.hear_supervisor(state.arrival_mono_ns, state.trusted_age_ns(), state.message).is_err() {
                 safe_stop.reject();
                 continue;
             }
-            let engaged = state.message.engaged || state.message.state == SafeStop::STATE_SAFE_STOP;
-            arbiter.set_supervisor(state.arrival_mono_ns, SafeStopState { engaged });
             changed = true;
         }
         let now = clock.mono_ns();

@@ -1,12 +1,9 @@
-//! The `monitor`, `arbiter` and `actuator` node kinds: wiring that feeds the [`Supervisor`],
+//! The `monitor`, `arbiter` and `actuator` node kinds: wiring that feeds the [`Monitor`],
 //! the [`Arbiter`] and the [`ActuatorGateway`] from topics and publishes what they decide.
 //!
-//! [`Supervisor`]: crate::supervisor::Supervisor
+//! [`Monitor`]: crate::monitor::Monitor
 //! [`Arbiter`]: crate::arbiter::Arbiter
 //! [`ActuatorGateway`]: crate::actuator::ActuatorGateway
-
-/// A vehicle state older than this does not tell whether the vehicle stands still.
-const VEHICLE_STATE_MAX_AGE_NS: i64 = 500_000_000;
 
 mod actuator;
 mod arbiter;
