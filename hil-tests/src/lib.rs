@@ -7,7 +7,7 @@ mod netns;
 
 use anyhow::{bail, Context, Result};
 use netns::VehicleNamespace;
-use reflex_launch::{find_in_ancestors, free_port, ChildGuard};
+use reflex_launch::{find_in_ancestors, free_port, LaunchHandle};
 use reflex_msgs::reflex_msgs::{BrakeRequest, MonitorEvent, SafeStop};
 use reflex_msgs::sensor_msgs::{CameraInfo, Image};
 use reflex_msgs::topics;
@@ -1030,7 +1030,7 @@ const RELAYED: &str = "/bench/detections";
 /// namespace, inside it, listening for the bench on its end of the link.
 struct Stack {
     /// Stopped (SIGINT, then SIGKILL) when the stack is dropped.
-    launch: ChildGuard,
+    launch: LaunchHandle,
     prefix: String,
     /// The bench's way in: a client of the launcher's router, as the external user `bench`.
     transport: TransportConfig,
@@ -1057,6 +1057,7 @@ impl Stack {
             None => ("tcp/127.0.0.1:0".to_string(), format!("tcp/127.0.0.1:{port}")),
         };
         let log = std::fs::File::create(dir.join("stack.log"))?;
+        let log_out = log.try_clone()?;
         let exe = std::env::current_exe()?;
         let mut command = match options.namespace {
             Some(ns) => {
@@ -1087,24 +1088,18 @@ impl Stack {
             sets.push(format!("aeb_detections={RELAYED}"));
             sets.push("relay=true".into());
         }
-        command.arg("launch").arg(launch);
-        for set in &sets {
-            command.args(["--set", set]);
-        }
-        let mut launch = ChildGuard::from(
-            normal_scheduling(&mut command)
-                .env("REFLEX_LOG", "warn")
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .context("cannot start reflex launch")?,
-        );
+        let mut launch = LaunchHandle::spawn(command, launch, Duration::from_secs(5), |command| {
+            for set in &sets {
+                command.args(["--set", set]);
+            }
+            normal_scheduling(command).env("REFLEX_LOG", "warn").stdout(log_out).stderr(log);
+        })?;
         // The launcher writes the external users' credentials before it opens anything.
         let password = credentials.join("bench.password");
         let waiting = Instant::now();
         while !password.is_file() {
             let log = || std::fs::read_to_string(dir.join("stack.log")).unwrap_or_default();
-            if let Ok(Some(status)) = launch.child().try_wait() {
+            if let Some(status) = launch.try_wait() {
                 bail!("reflex launch ended ({status}) before it wrote credentials:\n{}", log());
             }
             if waiting.elapsed() > Duration::from_secs(30) {

@@ -134,12 +134,33 @@ impl LaunchHandle {
     /// Starts `exe launch file` with `configure` applied to the command (arguments such as
     /// `--set`, environment, output); `exe` is the `reflex` binary.
     pub fn start(exe: &Path, file: &Path, grace: Duration, configure: impl FnOnce(&mut Command)) -> Result<Self> {
-        let mut command = Command::new(exe);
+        Self::spawn(Command::new(exe), file, grace, configure)
+    }
+
+    /// The same through `command`, which runs the `reflex` binary: the binary itself, or a
+    /// wrapper with it as its last argument (`ip netns exec NS reflex`, for a bench's
+    /// namespace). `launch file` is appended, then `configure` applied.
+    pub fn spawn(
+        mut command: Command,
+        file: &Path,
+        grace: Duration,
+        configure: impl FnOnce(&mut Command),
+    ) -> Result<Self> {
         command.arg("launch").arg(file);
         configure(&mut command);
-        let child =
-            command.spawn().with_context(|| format!("cannot start {} launch {}", exe.display(), file.display()))?;
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command.spawn().with_context(|| format!("cannot start {program} launch {}", file.display()))?;
         Ok(Self(ChildGuard::new(child, grace)))
+    }
+
+    /// The launcher's process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The launcher's exit status if it has ended.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.child().try_wait().ok().flatten()
     }
 
     /// Stops the launch (SIGINT, then SIGKILL after the grace period) and waits for it.
