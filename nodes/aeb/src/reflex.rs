@@ -162,9 +162,9 @@ impl Aeb {
                 class_id: track.class_id.clone(),
                 range_m: track.range_m(),
                 range_rate_mps: track.range_rate_mps(),
-                lateral_m: track.lateral_m,
+                lateral_m: track.lateral_m(),
                 time_to_collision_s: threat.decision_ttc_s(),
-                in_path: self.core.threat_config().in_path(track.lateral_m),
+                in_path: crate::threat::in_path_on_arrival(track, &threat, self.core.threat_config()),
             });
         }
     }

@@ -8,6 +8,11 @@
 //! - **required deceleration** = v² / (2d) + a: the extra ego deceleration that brings the
 //!   closing speed to zero exactly at contact if the lead keeps its acceleration.
 //!
+//! An object counts when it will be in the ego's swept path when the ego gets there: its
+//! [`PathWindow`] (from its lateral offset and, once the tracker is sure of it, its lateral
+//! speed) contains the TTC. A pedestrian walking into the path is a threat seconds before
+//! they are in it; one who will have crossed is none.
+//!
 //! The response escalates at once and de-escalates only after the threat has stayed below the
 //! *release* thresholds (TTC thresholds plus a margin, deceleration thresholds times a factor)
 //! for `release_hold_s`, so a threat hovering at a threshold cannot make the brakes chatter.
@@ -15,7 +20,7 @@
 //! (UN R152), emergency braking of at least 5 m/s² up to the vehicle's maximum, partial braking
 //! at 4 m/s² (between the 3.8 and 5.3 m/s² stages of MathWorks' AEB example).
 
-use crate::tracker::Track;
+use crate::tracker::{family, Track};
 use reflex_runtime::spec::InvalidParam;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -115,7 +120,66 @@ impl ThreatConfig {
     }
 
     pub fn in_path(&self, lateral_m: f64) -> bool {
-        lateral_m.abs() <= self.vehicle_width_m / 2.0 + self.path_margin_m
+        lateral_m.abs() <= self.path_half_width_m()
+    }
+
+    /// Half the width of the ego's swept path, margin included, m.
+    pub fn path_half_width_m(&self) -> f64 {
+        self.vehicle_width_m / 2.0 + self.path_margin_m
+    }
+
+    /// When `track` is in the ego's path, from now, as far as its lateral motion tells.
+    pub fn path_window(&self, track: &Track) -> Option<PathWindow> {
+        PathWindow::of(track.lateral_m(), lateral_speed(track), self.path_half_width_m())
+    }
+}
+
+/// Above this standard deviation a track's lateral speed is treated as unknown (0): the object
+/// is taken where it is now.
+pub const LATERAL_SPEED_SIGMA_MAX_MPS: f64 = 0.5;
+
+/// The lateral speed decisions use: a person's or a cyclist's, once the filter is sure of it
+/// and it is distinguishable from standing still (over twice its standard deviation); 0
+/// otherwise, so noise never moves a car parked in the path out of it, nor one beside the path
+/// into it. Vehicles are taken where they are: what moves a passing car sideways in the image
+/// is mostly its box clipped at the frame's edge (it made the AEB brake for a parked car and for
+/// one in the next lane in the simulator); cars that cut in or turn across are a later step.
+pub fn lateral_speed(track: &Track) -> f64 {
+    if !matches!(family(&track.class_id), "person" | "cyclist") {
+        return 0.0;
+    }
+    let (speed, sigma) = (track.lateral_rate_mps(), track.lateral_rate_sigma_mps());
+    if sigma <= LATERAL_SPEED_SIGMA_MAX_MPS && speed.abs() > 2.0 * sigma {
+        speed
+    } else {
+        0.0
+    }
+}
+
+/// When an object is inside the ego's swept path, in seconds from now: `[enter_s, leave_s]`
+/// (`enter_s` 0 when it is in the path now, `leave_s` infinite when it does not move sideways).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathWindow {
+    pub enter_s: f64,
+    pub leave_s: f64,
+}
+
+impl PathWindow {
+    /// An object at lateral offset `lateral_m` moving sideways at `lateral_speed_mps`, against a
+    /// path `half_width_m` either side of the ego's centre line; `None` when it is never in it.
+    pub fn of(lateral_m: f64, lateral_speed_mps: f64, half_width_m: f64) -> Option<Self> {
+        if lateral_speed_mps.abs() < 1e-6 {
+            return (lateral_m.abs() <= half_width_m).then_some(Self { enter_s: 0.0, leave_s: f64::INFINITY });
+        }
+        let at_left = (half_width_m - lateral_m) / lateral_speed_mps;
+        let at_right = (-half_width_m - lateral_m) / lateral_speed_mps;
+        let (enter_s, leave_s) = (at_left.min(at_right), at_left.max(at_right));
+        (leave_s >= 0.0).then_some(Self { enter_s: enter_s.max(0.0), leave_s })
+    }
+
+    /// Whether the object is in the path `t_s` seconds from now.
+    pub fn contains(&self, t_s: f64) -> bool {
+        self.enter_s <= t_s && t_s <= self.leave_s
     }
 }
 
@@ -266,15 +330,29 @@ impl Stager {
     }
 }
 
-/// The most critical confirmed, in-path, closing track and its threat (shortest TTC).
+/// Whether `track`, with `threat`, will be in the ego's path when the ego reaches it (at the
+/// TTC; now, for a track that is not closing).
+pub fn in_path_on_arrival(track: &Track, threat: &Threat, config: &ThreatConfig) -> bool {
+    let Some(window) = config.path_window(track) else { return false };
+    let ttc = threat.decision_ttc_s();
+    if ttc.is_finite() {
+        window.contains(ttc)
+    } else {
+        window.contains(0.0)
+    }
+}
+
+/// The most critical confirmed, closing track that will be in the path on arrival, and its
+/// threat (shortest TTC).
 pub fn most_critical<'a>(
     tracks: impl Iterator<Item = &'a Track>,
     config: &ThreatConfig,
 ) -> Option<(&'a Track, Threat)> {
     tracks
-        .filter(|t| t.confirmed && config.in_path(t.lateral_m))
+        .filter(|t| t.confirmed)
         .map(|t| (t, Threat::from_track(t)))
         .filter(|(_, threat)| threat.decision_ttc_s().is_finite() || threat.required_decel_mps2 > 0.0)
+        .filter(|(t, threat)| in_path_on_arrival(t, threat, config))
         .min_by(|a, b| a.1.decision_ttc_s().total_cmp(&b.1.decision_ttc_s()))
 }
 
@@ -385,5 +463,70 @@ mod tests {
         assert_eq!(config.validate().unwrap_err().path, "decel_safety_factor");
         let config = ThreatConfig { partial_decel_mps2: 0.0, ..ThreatConfig::default() };
         assert_eq!(config.validate().unwrap_err().path, "partial_decel_mps2");
+    }
+
+    /// Time to enter and leave the path against the closed forms: half width 1.2 m.
+    #[test]
+    fn path_window_closed_forms() {
+        // From 6 m right (negative) walking left at 1.5 m/s: enters at (6 - 1.2) / 1.5 = 3.2 s,
+        // leaves at (6 + 1.2) / 1.5 = 4.8 s.
+        let window = PathWindow::of(-6.0, 1.5, 1.2).unwrap();
+        assert!((window.enter_s - 3.2).abs() < 1e-12 && (window.leave_s - 4.8).abs() < 1e-12, "{window:?}");
+        assert!(window.contains(4.0) && !window.contains(3.0) && !window.contains(5.0));
+        // The same from the left, walking right.
+        let window = PathWindow::of(6.0, -1.5, 1.2).unwrap();
+        assert!((window.enter_s - 3.2).abs() < 1e-12 && (window.leave_s - 4.8).abs() < 1e-12, "{window:?}");
+        // In the path now, walking out: 0 until (1.2 - 0.3) / 1.5 = 0.6 s.
+        let window = PathWindow::of(0.3, 1.5, 1.2).unwrap();
+        assert_eq!(window.enter_s, 0.0);
+        assert!((window.leave_s - 0.6).abs() < 1e-12);
+        // Walking away from the path, or standing beside it: never in it.
+        assert_eq!(PathWindow::of(-6.0, -1.5, 1.2), None);
+        assert_eq!(PathWindow::of(2.0, 0.0, 1.2), None);
+        // Standing in it: for ever.
+        assert_eq!(PathWindow::of(0.5, 0.0, 1.2), Some(PathWindow { enter_s: 0.0, leave_s: f64::INFINITY }));
+    }
+
+    /// Tracks a crossing object measured at 20 Hz for `frames` frames; `lateral(t)` its offset.
+    fn crossing(class_id: &str, frames: i64, range: impl Fn(f64) -> f64, lateral: impl Fn(f64) -> f64) -> Track {
+        use crate::tracker::{Measurement, Tracker, TrackerConfig};
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        for frame in 0..frames {
+            let t = frame as f64 * 0.05;
+            let m = Measurement { class_id: class_id.into(), range_m: range(t), lateral_m: lateral(t) };
+            tracker.update(frame * 50_000_000, &[m]);
+        }
+        let track = tracker.confirmed().next().expect("confirmed").clone();
+        track
+    }
+
+    /// CPNA: a pedestrian walking at 5 km/h from the near side toward the point the ego will
+    /// reach in 2.5 s is a threat while still 3 m beside the path; one walking the other way,
+    /// or who will have crossed before the ego arrives, is none; a car beside the path with
+    /// the same apparent motion is taken where it is.
+    #[test]
+    fn a_pedestrian_walking_into_the_path_is_a_threat_before_entering_it() {
+        let config = ThreatConfig::default();
+        let (ego, walk) = (50.0 / 3.6, 5.0 / 3.6);
+        // After 1.5 s of tracking: range 2.5 s ahead, the pedestrian 3.5 m to the right (they
+        // reach the centre line when the ego gets there).
+        let range = |t: f64| ego * (4.0 - t);
+        let walking_in = |t: f64| -walk * (4.0 - t);
+        let track = crossing("person", 31, range, walking_in);
+        assert!(!config.in_path(track.lateral_m()), "not in the path yet: {}", track.lateral_m());
+        let threat = Threat::from_track(&track);
+        assert!(in_path_on_arrival(&track, &threat, &config), "{track:?} {threat:?}");
+        assert!(most_critical([&track].into_iter(), &config).is_some());
+        // Walking away from the path.
+        let walking_out = |t: f64| -3.5 - walk * t;
+        let track = crossing("person", 31, range, walking_out);
+        assert!(!in_path_on_arrival(&track, &Threat::from_track(&track), &config));
+        // In the path now but gone (3 m/s, a runner) long before the ego arrives in 2.5 s.
+        let clearing = |t: f64| -1.0 + 3.0 * t;
+        let track = crossing("person", 31, |t| 60.0 - ego * t, clearing);
+        assert!(!in_path_on_arrival(&track, &Threat::from_track(&track), &config), "{track:?}");
+        // A car with that apparent sideways motion is judged where it is (beside the path).
+        let track = crossing("car", 31, range, walking_in);
+        assert!(!in_path_on_arrival(&track, &Threat::from_track(&track), &config), "{track:?}");
     }
 }

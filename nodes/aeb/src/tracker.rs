@@ -1,8 +1,11 @@
-//! Multi-object tracking on range.
+//! Multi-object tracking in the ground plane.
 //!
 //! Each track filters its range with a constant-acceleration Kalman filter (state: range,
-//! range rate, range acceleration; white-noise jerk). Detections are associated to tracks by
-//! gated nearest neighbour on the normalized innovation of range plus the lateral distance,
+//! range rate, range acceleration; white-noise jerk) and its lateral offset with a
+//! constant-velocity one (state: lateral offset, lateral speed; white-noise acceleration), so
+//! that an object crossing the ego's path is seen crossing before it is in the path.
+//! Detections are associated to tracks by gated nearest neighbour on the normalized innovation
+//! of range plus the distance to the predicted lateral offset,
 //! within the same *class family* ([`family`]: a detector that calls one van `car` in one frame
 //! and `truck` in the next still feeds one track). A new track is *tentative* until it has been
 //! hit `confirm_hits` times; any track is dropped after `max_misses` consecutive frames without
@@ -12,7 +15,7 @@
 //! clock cannot freeze or rush the prediction. Measurements that are not finite numbers are
 //! refused before they can poison a track.
 
-use nalgebra::{Matrix1, Matrix1x3, Matrix3, Vector3};
+use nalgebra::{Matrix1, Matrix1x2, Matrix1x3, Matrix2, Matrix3, Vector2, Vector3};
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +32,14 @@ pub struct TrackerConfig {
     pub gate_nis: f64,
     /// Association gate on lateral distance, metres.
     pub gate_lateral_m: f64,
+    /// Lateral measurement noise (1 sigma): this floor, m ...
+    pub lateral_noise_m: f64,
+    /// ... plus this fraction of the range (a pixel of the box centre is more metres far away:
+    /// 0.004 is 2 px at a 500 px focal length).
+    pub lateral_noise_fraction: f64,
+    /// Acceleration noise of the lateral constant-velocity model, m/s² (1 sigma): people start,
+    /// stop and turn.
+    pub lateral_accel_noise: f64,
 }
 
 impl Default for TrackerConfig {
@@ -41,6 +52,9 @@ impl Default for TrackerConfig {
             // 99.7 % of a true object's measurements fall inside (3 sigma).
             gate_nis: 9.0,
             gate_lateral_m: 1.5,
+            lateral_noise_m: 0.1,
+            lateral_noise_fraction: 0.004,
+            lateral_accel_noise: 1.0,
         }
     }
 }
@@ -60,7 +74,9 @@ pub struct Track {
     /// Range, range rate (negative when closing), range acceleration.
     pub state: Vector3<f64>,
     pub covariance: Matrix3<f64>,
-    pub lateral_m: f64,
+    /// Lateral offset (left positive) and lateral speed, m and m/s.
+    pub lateral: Vector2<f64>,
+    pub lateral_covariance: Matrix2<f64>,
     pub hits: u32,
     pub misses: u32,
     pub confirmed: bool,
@@ -79,6 +95,21 @@ impl Track {
 
     pub fn range_accel_mps2(&self) -> f64 {
         self.state[2]
+    }
+
+    /// Lateral offset, m (left positive).
+    pub fn lateral_m(&self) -> f64 {
+        self.lateral[0]
+    }
+
+    /// Lateral speed, m/s (left positive).
+    pub fn lateral_rate_mps(&self) -> f64 {
+        self.lateral[1]
+    }
+
+    /// Standard deviation of the lateral speed, m/s.
+    pub fn lateral_rate_sigma_mps(&self) -> f64 {
+        self.lateral_covariance[(1, 1)].max(0.0).sqrt()
     }
 }
 
@@ -102,6 +133,13 @@ fn process_noise(dt: f64, jerk: f64) -> Matrix3<f64> {
 }
 
 const MEASURE: Matrix1x3<f64> = Matrix1x3::new(1.0, 0.0, 0.0);
+const MEASURE_LATERAL: Matrix1x2<f64> = Matrix1x2::new(1.0, 0.0);
+
+/// Discrete white-noise acceleration process noise of a constant-velocity model.
+fn lateral_process_noise(dt: f64, accel: f64) -> Matrix2<f64> {
+    let (dt2, dt3, dt4) = (dt * dt, dt.powi(3), dt.powi(4));
+    Matrix2::new(dt4 / 4.0, dt3 / 2.0, dt3 / 2.0, dt2) * (accel * accel)
+}
 
 /// Classes a detector confuses with each other for the same object: vehicles, people, riders.
 /// A track keeps its family; its class is the latest one seen.
@@ -140,12 +178,21 @@ impl Tracker {
             let f = transition(dt);
             track.state = f * track.state;
             track.covariance = f * track.covariance * f.transpose() + process_noise(dt, self.config.jerk_noise);
+            let f = Matrix2::new(1.0, dt, 0.0, 1.0);
+            track.lateral = f * track.lateral;
+            track.lateral_covariance = f * track.lateral_covariance * f.transpose()
+                + lateral_process_noise(dt, self.config.lateral_accel_noise);
             track.stamp_ns = now_ns;
         }
     }
 
     fn measurement_noise(&self, range_m: f64) -> f64 {
         let sigma = (self.config.range_noise_fraction * range_m).max(0.1);
+        sigma * sigma
+    }
+
+    fn lateral_noise(&self, range_m: f64) -> f64 {
+        let sigma = self.config.lateral_noise_m + self.config.lateral_noise_fraction * range_m;
         sigma * sigma
     }
 
@@ -173,7 +220,7 @@ impl Tracker {
                 if self.assigned[index]
                     || !measurement.is_valid()
                     || family(&measurement.class_id) != family(&track.class_id)
-                    || !((measurement.lateral_m - track.lateral_m).abs() <= self.config.gate_lateral_m)
+                    || !((measurement.lateral_m - track.lateral_m()).abs() <= self.config.gate_lateral_m)
                 {
                     continue;
                 }
@@ -208,8 +255,11 @@ impl Tracker {
         let innovation = measurement.range_m - track.state[0];
         track.state += gain * innovation;
         track.covariance = (Matrix3::identity() - gain * MEASURE) * track.covariance;
-        // Lateral position: smoothed, not filtered (it only decides "in path").
-        track.lateral_m = 0.6 * measurement.lateral_m + 0.4 * track.lateral_m;
+        let r = self.lateral_noise(measurement.range_m);
+        let s = (MEASURE_LATERAL * track.lateral_covariance * MEASURE_LATERAL.transpose())[0] + r;
+        let gain = track.lateral_covariance * MEASURE_LATERAL.transpose() / s;
+        track.lateral += gain * (measurement.lateral_m - track.lateral[0]);
+        track.lateral_covariance = (Matrix2::identity() - gain * MEASURE_LATERAL) * track.lateral_covariance;
         if track.class_id != measurement.class_id {
             track.class_id.clone_from(&measurement.class_id);
         }
@@ -228,7 +278,12 @@ impl Tracker {
             state: Vector3::new(measurement.range_m, 0.0, 0.0),
             // Unknown speed: up to ~30 m/s closing (1 sigma 15), acceleration up to ~10 m/s^2.
             covariance: Matrix3::from_diagonal(&Vector3::new(range_variance, 15.0 * 15.0, 5.0 * 5.0)),
-            lateral_m: measurement.lateral_m,
+            lateral: Vector2::new(measurement.lateral_m, 0.0),
+            // Unknown lateral speed: up to ~4 m/s (a running child, a cyclist crossing).
+            lateral_covariance: Matrix2::from_diagonal(&Vector2::new(
+                self.lateral_noise(measurement.range_m),
+                2.0 * 2.0,
+            )),
             hits: 1,
             misses: 0,
             confirmed: self.config.confirm_hits <= 1,
@@ -295,8 +350,8 @@ mod tests {
             tracker.update(frame * FRAME_NS, &[car(20.0 - frame as f64)]);
         }
         let track = tracker.confirmed().next().expect("the car's track lives on");
-        assert!(track.lateral_m.is_finite() && track.range_m().is_finite(), "{track:?}");
-        assert!(tracker.tracks().iter().all(|t| t.state.iter().all(|v| v.is_finite())));
+        assert!(track.lateral_m().is_finite() && track.range_m().is_finite(), "{track:?}");
+        assert!(tracker.tracks().iter().all(|t| t.state.iter().chain(t.lateral.iter()).all(|v| v.is_finite())));
     }
 
     /// H10: a detector alternating `car` and `truck` on one van used to confirm no track.
@@ -325,7 +380,48 @@ mod tests {
             tracker.update(frame * FRAME_NS, &[far, person, near]);
         }
         assert_eq!(tracker.confirmed().count(), 3);
-        let near = tracker.confirmed().find(|t| t.class_id == "car" && t.lateral_m.abs() < 1.0).unwrap();
+        let near = tracker.confirmed().find(|t| t.class_id == "car" && t.lateral_m().abs() < 1.0).unwrap();
         assert!((near.range_rate_mps() + 5.0).abs() < 0.5, "{}", near.range_rate_mps());
+    }
+
+    /// A pedestrian crossing at 5 km/h (1.39 m/s) from 6 m to the right, 40 m ahead and closing
+    /// at 50 km/h, measured at 20 Hz with the lateral noise of a monocular camera: the track's
+    /// lateral speed is within 0.3 m/s of the truth after 20 frames (a second), and its
+    /// uncertainty says so.
+    #[test]
+    fn lateral_speed_converges_on_a_crossing_pedestrian() {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let (vy, closing) = (5.0 / 3.6, 50.0 / 3.6);
+        let frame_ns = 50_000_000;
+        // Deterministic noise of about 0.15 m (1 % of 40 m plus the floor, alternating).
+        let noise = |frame: i64| if frame % 2 == 0 { 0.12 } else { -0.12 } * ((frame % 3) as f64 - 1.0);
+        for frame in 0..=20i64 {
+            let t = frame as f64 * 0.05;
+            let m = Measurement {
+                class_id: "person".into(),
+                range_m: 40.0 - closing * t,
+                lateral_m: -6.0 + vy * t + noise(frame),
+            };
+            tracker.update(frame * frame_ns, &[m]);
+        }
+        let track = tracker.confirmed().next().expect("confirmed");
+        assert!((track.lateral_rate_mps() - vy).abs() < 0.3, "lateral speed {} m/s", track.lateral_rate_mps());
+        assert!(track.lateral_rate_sigma_mps() < 0.5, "sigma {}", track.lateral_rate_sigma_mps());
+        // A parked car beside the path: no lateral speed to speak of.
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        for frame in 0..=20i64 {
+            let m = Measurement {
+                class_id: "car".into(),
+                range_m: 40.0 - closing * frame as f64 * 0.05,
+                lateral_m: 2.5 + noise(frame),
+            };
+            tracker.update(frame * frame_ns, &[m]);
+        }
+        let track = tracker.confirmed().next().expect("confirmed");
+        assert!(
+            track.lateral_rate_mps().abs() < 2.0 * track.lateral_rate_sigma_mps().max(0.1),
+            "{}",
+            track.lateral_rate_mps()
+        );
     }
 }
