@@ -13,8 +13,9 @@
 //! speed) contains the TTC. A pedestrian walking into the path is a threat seconds before
 //! they are in it; one who will have crossed is none.
 //!
-//! The response escalates at once and de-escalates only after the threat has stayed below the
-//! *release* thresholds (TTC thresholds plus a margin, deceleration thresholds times a factor)
+//! The response escalates at once. Braking (partial or full) holds while the ego still closes on
+//! an object in its path, to a standstill if need be: no release and re-apply on the way in.
+//! Otherwise it de-escalates only after the threat has stayed below the *release* thresholds (TTC thresholds plus a margin, deceleration thresholds times a factor)
 //! for `release_hold_s`, so a threat hovering at a threshold cannot make the brakes chatter.
 //! Defaults follow published figures: a warning at least 0.8 s before emergency braking
 //! (UN R152), emergency braking of at least 5 m/s² up to the vehicle's maximum, partial braking
@@ -301,8 +302,15 @@ impl Stager {
     /// One decision at `now_ns` for the most critical in-path threat (`None`: nothing ahead).
     pub fn step(&mut self, now_ns: i64, threat: Option<&Threat>) -> Decision {
         let demanded = self.stage(threat, 0.0, 1.0);
+        // Braking holds while the ego still closes on an object in its path: braking makes the
+        // TTC grow, and releasing on that made the brakes release and re-apply on the way in.
+        // At a standstill nothing is closing (and the caller passes no threat), so the timed
+        // release below ends it there.
+        let closing = threat.is_some_and(|t| t.ttc_s.is_finite());
         if demanded >= self.level {
             self.level = demanded;
+            self.below_since_ns = None;
+        } else if self.level >= Level::Partial && closing {
             self.below_since_ns = None;
         } else {
             let justified = self.stage(threat, self.config.release_ttc_margin_s, self.config.release_decel_factor);
@@ -528,5 +536,40 @@ mod tests {
         // A car with that apparent sideways motion is judged where it is (beside the path).
         let track = crossing("car", 31, range, walking_in);
         assert!(!in_path_on_arrival(&track, &Threat::from_track(&track), &config), "{track:?}");
+    }
+
+    /// Staging drivers accept: once braking for an object the ego still closes on, the brakes
+    /// hold however much the TTC grows, to a standstill; they are not released and re-applied.
+    /// Once nothing closes (a lead that drives away), the timed release applies.
+    #[test]
+    fn braking_holds_while_closing_and_is_never_released_and_reapplied() {
+        let mut stager = Stager::new(ThreatConfig::default());
+        let (mut range, mut speed, dt) = (12.0, 10.0, 0.02);
+        let mut levels = Vec::new();
+        for frame in 0..400i64 {
+            if speed <= 0.0 {
+                break;
+            }
+            let decision = stager.step(frame * 20_000_000, Some(&Threat::assess(range, -speed, 0.0)));
+            levels.push(decision.level);
+            speed = (speed - decision.decel_mps2 * dt).max(0.0);
+            range -= speed * dt;
+        }
+        assert_eq!(speed, 0.0, "braked to a standstill");
+        assert!(range > 0.0, "short of the object: {range} m");
+        let first = levels.iter().position(|l| *l >= Level::Partial).expect("braked");
+        assert!(levels[first..].iter().all(|l| *l >= Level::Partial), "never released while closing: {levels:?}");
+        // Full braking at TTC 1 s, after which the TTC grows to 3 s (the ego brakes) while
+        // still closing: held, not released after release_hold_s.
+        let mut stager = Stager::new(ThreatConfig::default());
+        assert_eq!(stager.step(0, Some(&Threat::assess(10.0, -10.0, 0.0))).level, Level::Full);
+        for frame in 1..=50i64 {
+            let decision = stager.step(frame * 20_000_000, Some(&Threat::assess(15.0, -5.0, 0.0)));
+            assert_eq!(decision.level, Level::Full, "frame {frame}: TTC 3 s, still closing");
+        }
+        // The object stops closing (a lead that drives away): released after the hold time.
+        let now = 2_000_000_000;
+        assert_eq!(stager.step(now, Some(&Threat::assess(15.0, 2.0, 0.0))).level, Level::Full);
+        assert_eq!(stager.step(now + 600_000_000, Some(&Threat::assess(15.0, 2.0, 0.0))).level, Level::None);
     }
 }
