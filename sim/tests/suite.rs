@@ -291,3 +291,32 @@ fn the_simulator_detector_finds_rendered_actors_in_both_precisions() {
         assert!(precision >= 0.8, "{model}: precision {precision:.3}");
     }
 }
+
+/// A pedestrian walking in from the near side, rendered and detected by the full stack: the
+/// AEB sees them walking into the path (the tracker's lateral speed) and stops in time. With
+/// the pedestrian judged only once inside the path (16f5890), this cell was hit at 23.7 km/h.
+#[test]
+fn full_stack_stops_for_a_pedestrian_walking_into_the_path() {
+    let dir = std::env::temp_dir().join(format!("reflex-sim-full-cpna-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cpna_30.yaml");
+    std::fs::write(
+        &file,
+        "name: CPNA\ndescription: adult from the near side at 5 km/h, hit at 25 % without braking\n\
+         ego_speed_kmh: 30\nactors:\n  - kind: pedestrian\n    heading: left\n    speed_kmh: 5\n    \
+         impact_fraction: 0.25\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let (ok, stdout, stderr) = sim(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}\n{stdout}");
+    let results = results(&out);
+    assert_eq!(results["perception"], "full");
+    let cells = results["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1);
+    let cell = &cells[0];
+    assert!(cell["braking_time_s"].as_f64().is_some(), "the chain braked: {cell}");
+    assert_eq!(cell["impact"], false, "{cell}\n{stdout}");
+    assert_eq!(cell["colour"], "green", "{cell}");
+    assert_eq!(cell["frames"], cell["answered"], "lock-step answers every frame: {cell}");
+}
