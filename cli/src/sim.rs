@@ -15,8 +15,8 @@ pub enum SimCommand {
         #[command(flatten)]
         options: SimOptions,
     },
-    /// Run a named catalogue of sim/scenarios/: ccrs, ccrm, ccrb, cpna, cbla, fa_adjacent,
-    /// fa_parked, or `all`.
+    /// Run a named catalogue of sim/scenarios/: ccrs, ccrm, ccrb, cpna, cpfa, cpla, cbna,
+    /// cbfa, cbla, fa_adjacent, fa_parked, or `all`.
     Suite {
         name: String,
         #[command(flatten)]
