@@ -182,6 +182,12 @@ impl PathWindow {
     pub fn contains(&self, t_s: f64) -> bool {
         self.enter_s <= t_s && t_s <= self.leave_s
     }
+
+    /// Whether an object with this window counts for an arrival `t_s` seconds from now: in the
+    /// path then, or out of it by less than [`LEAVE_MARGIN_S`].
+    pub fn counts_at(&self, t_s: f64) -> bool {
+        self.enter_s <= t_s && t_s <= self.leave_s + LEAVE_MARGIN_S
+    }
 }
 
 /// How dangerous one object is.
@@ -338,16 +344,16 @@ impl Stager {
     }
 }
 
+/// How long before the ego's arrival an object must be predicted to have left the path for it
+/// not to count, s: a pedestrian who hesitates or stops in the lane is still braked for.
+pub const LEAVE_MARGIN_S: f64 = 0.5;
+
 /// Whether `track`, with `threat`, will be in the ego's path when the ego reaches it (at the
-/// TTC; now, for a track that is not closing).
+/// TTC; now, for a track that is not closing), or leaves it less than [`LEAVE_MARGIN_S`] before.
 pub fn in_path_on_arrival(track: &Track, threat: &Threat, config: &ThreatConfig) -> bool {
     let Some(window) = config.path_window(track) else { return false };
     let ttc = threat.decision_ttc_s();
-    if ttc.is_finite() {
-        window.contains(ttc)
-    } else {
-        window.contains(0.0)
-    }
+    window.counts_at(if ttc.is_finite() { ttc } else { 0.0 })
 }
 
 /// The most critical confirmed, closing track that will be in the path on arrival, and its
@@ -491,6 +497,12 @@ mod tests {
         // Walking away from the path, or standing beside it: never in it.
         assert_eq!(PathWindow::of(-6.0, -1.5, 1.2), None);
         assert_eq!(PathWindow::of(2.0, 0.0, 1.2), None);
+        // Leaving 0.2 s before the ego arrives still counts (a pedestrian may hesitate); 0.6 s
+        // before does not, nor entering after the ego has passed.
+        let window = PathWindow { enter_s: 0.0, leave_s: 2.3 };
+        assert!(window.counts_at(2.5) && !window.contains(2.5));
+        assert!(!window.counts_at(2.9));
+        assert!(!PathWindow { enter_s: 3.0, leave_s: 4.0 }.counts_at(2.5));
         // Standing in it: for ever.
         assert_eq!(PathWindow::of(0.5, 0.0, 1.2), Some(PathWindow { enter_s: 0.0, leave_s: f64::INFINITY }));
     }
