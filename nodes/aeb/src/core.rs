@@ -56,6 +56,7 @@ impl AebConfig {
     /// would be refused at run time, see [`check_camera`]).
     pub fn validate(&self) -> Result<(), InvalidParam> {
         self.threat.validate().map_err(|invalid| invalid.within("threat"))?;
+        self.tracker.validate().map_err(|invalid| invalid.within("tracker"))?;
         let camera = CameraModel {
             fx: self.fx,
             fy: self.fy,

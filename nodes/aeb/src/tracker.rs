@@ -16,6 +16,7 @@
 //! refused before they can poison a track.
 
 use nalgebra::{Matrix1, Matrix1x2, Matrix1x3, Matrix2, Matrix3, Vector2, Vector3};
+use reflex_runtime::spec::InvalidParam;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,6 +41,36 @@ pub struct TrackerConfig {
     /// Acceleration noise of the lateral constant-velocity model, m/s² (1 sigma): people start,
     /// stop and turn.
     pub lateral_accel_noise: f64,
+}
+
+impl TrackerConfig {
+    /// Checks the values (a NaN or a negative noise would poison every track); names the
+    /// parameter.
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        if !(1..=100).contains(&self.confirm_hits) || !(1..=100).contains(&self.max_misses) {
+            return Err(InvalidParam::new("confirm_hits", "confirm_hits and max_misses must be in 1..=100"));
+        }
+        let positive = [
+            ("range_noise_fraction", self.range_noise_fraction, 1.0),
+            ("jerk_noise", self.jerk_noise, 1000.0),
+            ("gate_nis", self.gate_nis, 1000.0),
+            ("gate_lateral_m", self.gate_lateral_m, 100.0),
+            ("lateral_noise_m", self.lateral_noise_m, 10.0),
+            ("lateral_accel_noise", self.lateral_accel_noise, 100.0),
+        ];
+        for (name, value, high) in positive {
+            if !(value > 0.0 && value <= high) {
+                return Err(InvalidParam::new(name, format!("{value} is outside (0, {high}]")));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.lateral_noise_fraction) {
+            return Err(InvalidParam::new(
+                "lateral_noise_fraction",
+                format!("{} is outside [0, 1]", self.lateral_noise_fraction),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for TrackerConfig {
@@ -423,5 +454,18 @@ mod tests {
             "{}",
             track.lateral_rate_mps()
         );
+    }
+
+    #[test]
+    fn config_checks_name_the_parameter() {
+        assert!(TrackerConfig::default().validate().is_ok());
+        let bad = TrackerConfig { lateral_noise_m: f64::NAN, ..TrackerConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().path, "lateral_noise_m");
+        let bad = TrackerConfig { lateral_accel_noise: -1.0, ..TrackerConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().path, "lateral_accel_noise");
+        let bad = TrackerConfig { lateral_noise_fraction: 2.0, ..TrackerConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().path, "lateral_noise_fraction");
+        let bad = TrackerConfig { confirm_hits: 0, ..TrackerConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().path, "confirm_hits");
     }
 }
