@@ -120,10 +120,6 @@ impl ThreatConfig {
         Ok(())
     }
 
-    pub fn in_path(&self, lateral_m: f64) -> bool {
-        lateral_m.abs() <= self.path_half_width_m()
-    }
-
     /// Half the width of the ego's swept path, margin included, m.
     pub fn path_half_width_m(&self) -> f64 {
         self.vehicle_width_m / 2.0 + self.path_margin_m
@@ -533,7 +529,7 @@ mod tests {
         let range = |t: f64| ego * (4.0 - t);
         let walking_in = |t: f64| -walk * (4.0 - t);
         let track = crossing("person", 31, range, walking_in);
-        assert!(!config.in_path(track.lateral_m()), "not in the path yet: {}", track.lateral_m());
+        assert!(track.lateral_m().abs() > config.path_half_width_m(), "not in the path yet: {}", track.lateral_m());
         let threat = Threat::from_track(&track);
         assert!(in_path_on_arrival(&track, &threat, &config), "{track:?} {threat:?}");
         assert!(most_critical([&track].into_iter(), &config).is_some());
