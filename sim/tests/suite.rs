@@ -191,7 +191,14 @@ fn full_stack_moving_and_braking_targets_are_scored_and_false_activations_do_not
         assert!(colours.contains(&cell["colour"].as_str().unwrap()), "{cell}");
         match cell["scenario"].as_str().unwrap() {
             "FA-adjacent" | "FA-parked" => assert!(cell["braking_time_s"].is_null(), "false activation: {cell}"),
-            _ => assert!(cell["braking_time_s"].as_f64().is_some(), "the chain braked: {cell}"),
+            _ => {
+                assert!(cell["braking_time_s"].as_f64().is_some(), "the chain braked: {cell}");
+                // A lead braking at 6 m/s² 12 m ahead was hit at 25 km/h before the AEB counted
+                // a braking lead's deceleration; every cell is avoided now (green), the thinnest
+                // by 0.1 m, so this asserts only what a different CPU cannot tip over.
+                let impact = cell["impact_speed_kmh"].as_f64().unwrap_or(0.0);
+                assert!(impact < 10.0, "hit at {impact:.1} km/h: {cell}");
+            }
         }
     }
     assert!(cells.iter().any(|c| c["scenario"] == "CCRm") && cells.iter().any(|c| c["scenario"] == "CCRb"));

@@ -2,8 +2,8 @@
 //! with its parameters ([`AebConfig`]). The `aeb` reflex runs it on the bus; the simulator's
 //! fast sweeps run it directly, so both exercise the same code.
 
-use crate::range::{CameraModel, PixelBox};
-use crate::threat::{most_critical, Decision, Stager, Threat, ThreatConfig};
+use crate::range::{CameraModel, PixelBox, RangeEstimate};
+use crate::threat::{most_critical, Decision, Level, Stager, Threat, ThreatConfig};
 use crate::tracker::{Measurement, Track, Tracker, TrackerConfig};
 use reflex_msgs::sensor_msgs::CameraInfo;
 use reflex_msgs::vision_msgs::Detection2DArray;
@@ -25,6 +25,9 @@ pub struct AebConfig {
     pub cy: f64,
     /// Detections below this score are ignored.
     pub min_score: f64,
+    /// How far the detector's box edges scatter around the object's, px (1 sigma): through the
+    /// camera's geometry, what each range measurement is worth to the tracker.
+    pub box_noise_px: f64,
     /// Execution budget of one call, ms.
     pub budget_ms: f64,
     /// A vehicle state older than this tells nothing about the ego speed, ms.
@@ -43,6 +46,7 @@ impl Default for AebConfig {
             cx: 320.0,
             cy: 240.0,
             min_score: 0.3,
+            box_noise_px: 2.0,
             budget_ms: 10.0,
             vehicle_state_max_age_ms: 500.0,
             tracker: TrackerConfig::default(),
@@ -68,6 +72,9 @@ impl AebConfig {
         check_camera(&camera, None).map_err(|(path, message)| InvalidParam::new(path, message))?;
         if !(0.0..=1.0).contains(&self.min_score) {
             return Err(InvalidParam::new("min_score", "must be in [0, 1]"));
+        }
+        if !(self.box_noise_px > 0.0 && self.box_noise_px <= 50.0) {
+            return Err(InvalidParam::new("box_noise_px", format!("{} is outside (0, 50] px", self.box_noise_px)));
         }
         if !(self.budget_ms > 0.0 && self.budget_ms <= 10_000.0) {
             return Err(InvalidParam::new("budget_ms", "must be in (0, 10000] ms"));
@@ -109,6 +116,15 @@ pub fn check_camera(camera: &CameraModel, size: Option<(u32, u32)>) -> Result<()
 /// arrival instead (a step of the camera's clock, or a frame from the future).
 const STAMP_DISAGREEMENT_NS: i64 = 100_000_000;
 
+/// How long braking holds at most for an object that left the camera's view while braked for,
+/// ns: time to stop from 80 km/h at 5 m/s², so a standstill ends it first wherever the ego's
+/// speed is known.
+const OUT_OF_VIEW_HOLD_NS: i64 = 5_000_000_000;
+
+/// A box edge this close to the image's edge, px, is taken as cut off by it (and within two
+/// standard deviations of the box noise, see [`AebConfig::box_noise_px`]).
+const EDGE_PX: f64 = 1.0;
+
 /// Why a frame of detections was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -129,13 +145,18 @@ struct Timeline {
 /// simulator's fast sweeps run it directly, so both exercise the same code.
 pub struct AebCore {
     pub camera: CameraModel,
+    /// Image width and height, px: from the CameraInfo, twice the principal point until then.
+    image_size: (f64, f64),
     min_score: f64,
+    box_noise_px: f64,
     threat: ThreatConfig,
     tracker: Tracker,
     stager: Stager,
     measurements: Vec<Measurement>,
     timeline: Option<Timeline>,
     last: Option<(Decision, Option<(Track, Threat)>)>,
+    /// The object being braked for, as last seen and when, in case it leaves the camera's view.
+    braking_for: Option<(Track, Threat, i64)>,
     /// Detections refused for non-finite values, so far.
     pub refused_detections: u64,
 }
@@ -151,13 +172,16 @@ impl AebCore {
                 height_m: config.camera_height_m,
                 pitch_rad: config.camera_pitch_deg.to_radians(),
             },
+            image_size: (2.0 * config.cx, 2.0 * config.cy),
             min_score: config.min_score,
+            box_noise_px: config.box_noise_px,
             threat: config.threat,
             tracker: Tracker::new(config.tracker),
             stager: Stager::new(config.threat),
             measurements: Vec::new(),
             timeline: None,
             last: None,
+            braking_for: None,
             refused_detections: 0,
         }
     }
@@ -177,6 +201,7 @@ impl AebCore {
         let size = (info.width > 0 && info.height > 0).then_some((info.width, info.height));
         check_camera(&camera, size).map_err(|(what, why)| format!("CameraInfo refused: {what}: {why}"))?;
         self.camera = camera;
+        self.image_size = size.map_or((2.0 * camera.cx, 2.0 * camera.cy), |(w, h)| (f64::from(w), f64::from(h)));
         Ok(())
     }
 
@@ -223,10 +248,12 @@ impl AebCore {
             let pixels =
                 PixelBox::from_center(bbox.center.position.x, bbox.center.position.y, bbox.size_x, bbox.size_y);
             if let Some(estimate) = self.camera.estimate(&pixels, &best.hypothesis.class_id) {
+                let Some((range_m, range_sigma_m)) = self.trusted_range(&pixels, &estimate) else { continue };
                 let measurement = Measurement {
                     class_id: best.hypothesis.class_id.clone(),
-                    range_m: estimate.range_m,
+                    range_m,
                     lateral_m: estimate.lateral_m,
+                    range_sigma_m: Some(range_sigma_m),
                 };
                 if measurement.is_valid() {
                     self.measurements.push(measurement);
@@ -237,11 +264,60 @@ impl AebCore {
         }
         self.tracker.update(t_ns, &self.measurements);
         let standing = speed_mps.is_some_and(|speed| speed.abs() < 0.1);
-        let critical = if standing { None } else { most_critical(self.tracker.tracks().iter(), &self.threat) };
+        let critical = if standing {
+            None
+        } else {
+            most_critical(self.tracker.tracks().iter(), &self.threat, speed_mps)
+                .map(|(track, threat)| (track.clone(), threat))
+        };
+        let critical = critical.or_else(|| self.out_of_view(t_ns, standing));
         let decision = self.stager.step(t_ns, critical.as_ref().map(|(_, threat)| threat));
-        let result = (decision, critical.map(|(track, threat)| (track.clone(), threat)));
+        self.braking_for = match &critical {
+            Some((track, threat)) if decision.level >= Level::Partial => {
+                // An object held out of view keeps the time it was last seen.
+                let tracked = self.tracker.tracks().iter().any(|t| t.id == track.id);
+                let seen_ns = match &self.braking_for {
+                    Some((_, _, seen_ns)) if !tracked => *seen_ns,
+                    _ => t_ns,
+                };
+                Some((track.clone(), *threat, seen_ns))
+            }
+            _ => None,
+        };
+        let result = (decision, critical);
         self.last = Some(result.clone());
         Ok(result)
+    }
+
+    /// The range a box tells and its standard deviation. Its bottom edge is where the object
+    /// meets the road only when the image shows it: a box cut off at the bottom of the image
+    /// (an object closer than the camera sees the road) would read as a constant range while
+    /// the ego closes in, so the box's width against the class's typical width tells the range
+    /// instead, if the sides are in the image; otherwise the box tells nothing about range.
+    fn trusted_range(&self, pixels: &PixelBox, estimate: &RangeEstimate) -> Option<(f64, f64)> {
+        let (width, height) = self.image_size;
+        let edge = EDGE_PX.max(2.0 * self.box_noise_px);
+        if pixels.bottom < height - edge {
+            let sigma = self.camera.ground_range_sigma(pixels.bottom, self.box_noise_px);
+            return Some((estimate.range_m, sigma));
+        }
+        let sides_in = pixels.left > edge && pixels.right < width - edge;
+        let range = estimate.width_range_m.filter(|range| sides_in && range.is_finite() && *range > 0.0)?;
+        // Both sides scatter: the width's sigma is √2 edges'.
+        let sigma = range * std::f64::consts::SQRT_2 * self.box_noise_px / pixels.width();
+        Some((range, sigma))
+    }
+
+    /// The object braked for when the tracker has lost it (not when it left the path or stopped
+    /// closing: then it is still tracked and the stager's release applies): as it was last
+    /// seen, until the ego stands ([`OUT_OF_VIEW_HOLD_NS`] at most). Braking for an object
+    /// ends close to it, where its bottom edge leaves the image and the camera gives no range;
+    /// releasing the brakes there let the ego roll into a lead that was still braking (CCRb in
+    /// the simulator). Once engaged, braking holds to a standstill.
+    fn out_of_view(&self, t_ns: i64, standing: bool) -> Option<(Track, Threat)> {
+        let (track, threat, seen_ns) = self.braking_for.as_ref()?;
+        let lost = !self.tracker.tracks().iter().any(|t| t.id == track.id);
+        (lost && !standing && t_ns.saturating_sub(*seen_ns) <= OUT_OF_VIEW_HOLD_NS).then(|| (track.clone(), *threat))
     }
 
     /// The decision of the last frame that was taken (what holds while frames are refused).
@@ -282,7 +358,7 @@ impl AebCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::threat::Level;
+    use reflex_msgs::builtin_interfaces::Time;
     use reflex_msgs::Mounting;
 
     const MS: i64 = 1_000_000;
@@ -420,9 +496,68 @@ mod tests {
         assert!(in_time(full), "{full:?}");
     }
 
+    /// Once braking for an object, the brakes hold when it leaves the camera's view (the
+    /// tracker loses it) while the ego still moves, and release only once the ego stands.
+    #[test]
+    fn braking_holds_to_a_standstill_for_an_object_that_leaves_the_view() {
+        let mut core = AebCore::new(&AebConfig::default());
+        let full = close_in(&mut core, wall, |_, _| {}).expect("full braking");
+        let nothing = |frame: i64| {
+            let mut empty = Detection2DArray::default();
+            empty.header.stamp = Time::from_nanos(wall(frame));
+            empty
+        };
+        let arrival = |frame: i64| 5_000 * MS + frame * FRAME_MS * MS;
+        // Three seconds without a detection, still moving: held.
+        for frame in full + 1..full + 61 {
+            let (decision, critical) = core.step(&nothing(frame), Some(5.0), arrival(frame)).unwrap();
+            assert_eq!(decision.level, Level::Full, "frame {frame}");
+            assert!(decision.decel_mps2 >= 5.0);
+            assert!(critical.is_some(), "the object braked for, as last seen");
+        }
+        // Standing: released after the release hold.
+        let stop = full + 61;
+        let released = (stop..stop + 40)
+            .find(|&frame| core.step(&nothing(frame), Some(0.0), arrival(frame)).unwrap().0.level == Level::None)
+            .expect("released at a standstill");
+        let held_ms = (released - stop) * FRAME_MS;
+        assert!((500..=600).contains(&held_ms), "released {held_ms} ms after standing");
+    }
+
+    /// A car closer than the camera sees the road: its box is cut off at the bottom of the
+    /// image, and the bottom row would say 2.7 m whatever its range. Its width says the range;
+    /// cut off at a side too, it says nothing.
+    #[test]
+    fn a_box_cut_off_at_the_bottom_ranges_by_its_width() {
+        let cut = |core: &AebCore, z: f64, left_cut: bool| {
+            let mut detections = car_at(core, z, wall(0), "car");
+            let bbox = &mut detections.detections[0].bbox;
+            let (mut left, top) =
+                (bbox.center.position.x - bbox.size_x / 2.0, bbox.center.position.y - bbox.size_y / 2.0);
+            let right = left + bbox.size_x;
+            if left_cut {
+                left = 0.0;
+            }
+            let bottom = 480.0f64.min(top + bbox.size_y);
+            bbox.center.position.x = (left + right) / 2.0;
+            bbox.center.position.y = (top + bottom) / 2.0;
+            (bbox.size_x, bbox.size_y) = (right - left, bottom - top);
+            detections
+        };
+        let mut core = AebCore::new(&AebConfig::default());
+        core.step(&cut(&core, 2.0, false), Some(5.0), 5_000 * MS).unwrap();
+        let range = core.tracker().tracks()[0].range_m();
+        assert!((range - 2.0).abs() < 0.1, "range {range} m from the width");
+        let mut core = AebCore::new(&AebConfig::default());
+        core.step(&cut(&core, 2.0, true), Some(5.0), 5_000 * MS).unwrap();
+        assert!(core.tracker().tracks().is_empty(), "{:?}", core.tracker().tracks());
+    }
+
     #[test]
     fn config_checks_name_the_parameter() {
         assert!(AebConfig::default().validate().is_ok());
+        let bad = AebConfig { box_noise_px: 0.0, ..AebConfig::default() };
+        assert_eq!(bad.validate().unwrap_err().path, "box_noise_px");
         let bad = AebConfig { fx: 0.0, ..AebConfig::default() };
         assert_eq!(bad.validate().unwrap_err().path, "fx");
         let bad = AebConfig { camera_height_m: f64::NAN, ..AebConfig::default() };

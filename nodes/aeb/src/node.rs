@@ -65,7 +65,7 @@ pub const AEB_KIND: NodeKind = NodeKind {
         ("min_score", "0.3", "detections below this score are ignored"),
         ("budget_ms", "10", "execution budget of one call"),
         ("vehicle_state_max_age_ms", "500", "an older vehicle state gates nothing"),
-        ("tracker.*", "", "confirm_hits 3, max_misses 3, range_noise_fraction 0.05, ..."),
+        ("tracker.*", "", "confirm_hits 3, max_misses 3, range_noise_fraction 0.03, ..."),
         ("threat.*", "", "warn_ttc_s 2.6, partial_ttc_s 1.8, full_ttc_s 1.2, max_decel_mps2 9, ..."),
     ],
     check_params: check,

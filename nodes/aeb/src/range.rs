@@ -92,6 +92,16 @@ impl CameraModel {
         (denominator > 1e-9).then(|| self.height_m * (cos - t * sin) / denominator).filter(|z| *z > 0.0)
     }
 
+    /// Standard deviation of [`ground_range`](Self::ground_range) at row `v` when the row is
+    /// off by `sigma_px` (1 sigma): half the spread between the rows a sigma either side.
+    /// Infinite when a sigma up reaches the horizon (the row tells nothing of the range).
+    pub fn ground_range_sigma(&self, v: f64, sigma_px: f64) -> f64 {
+        match (self.ground_range(v - sigma_px), self.ground_range(v + sigma_px)) {
+            (Some(far), Some(near)) => (far - near).abs() / 2.0,
+            _ => f64::INFINITY,
+        }
+    }
+
     /// Depth along the optical axis of a road point at forward distance `z`.
     fn optical_depth(&self, z: f64) -> f64 {
         let (sin, cos) = self.pitch_rad.sin_cos();
@@ -144,6 +154,19 @@ mod tests {
             prop_assert!((width_range - z).abs() <= 0.05 * z, "width range {} for {}", width_range, z);
             prop_assert!(estimate.consistent(0.1));
         }
+    }
+
+    #[test]
+    fn range_noise_grows_with_the_square_of_range() {
+        let camera = camera(0.0);
+        let row = |z: f64| camera.project(z, 0.0, 0.0).unwrap().1;
+        // Flat camera: Z = f·H / (v − c_y), so dZ/dv = Z² / (f·H).
+        for z in [5.0, 12.0, 40.0] {
+            let sigma = camera.ground_range_sigma(row(z), 2.0);
+            let expected = z * z * 2.0 / (500.0 * 1.3);
+            assert!((sigma - expected).abs() <= 0.02 * expected, "{z} m: {sigma} vs {expected}");
+        }
+        assert_eq!(camera.ground_range_sigma(241.0, 2.0), f64::INFINITY, "a sigma up is above the horizon");
     }
 
     #[test]

@@ -111,12 +111,11 @@ impl Aeb {
         self.check_vehicle_state(context.now_mono_ns);
         let refused_before = self.core.refused_detections;
         let from_the_future = context.input_age_ns.is_some_and(|age| age < -FUTURE_TOLERANCE_NS);
+        let speed = self.fresh_speed(context.now_mono_ns);
         let step = if from_the_future {
             Err("detections stamped in the future")
         } else {
-            self.core
-                .step(detections, self.fresh_speed(context.now_mono_ns), context.arrival_mono_ns)
-                .map_err(|_| "detections without a capture stamp")
+            self.core.step(detections, speed, context.arrival_mono_ns).map_err(|_| "detections without a capture stamp")
         };
         let problem = match &step {
             Err(why) => Some(format!("frame refused: {why}")),
@@ -156,7 +155,7 @@ impl Aeb {
         tracks.header.stamp = request.header.stamp;
         tracks.objects.clear();
         for track in self.core.tracker().confirmed() {
-            let threat = crate::threat::Threat::from_track(track);
+            let threat = crate::threat::Threat::from_track(track, speed);
             tracks.objects.push(TrackedObject {
                 track_id: track.id,
                 class_id: track.class_id.clone(),

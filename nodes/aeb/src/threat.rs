@@ -8,6 +8,11 @@
 //! - **required deceleration** = v² / (2d) + a: the extra ego deceleration that brings the
 //!   closing speed to zero exactly at contact if the lead keeps its acceleration.
 //!
+//! *Whether* to brake is decided on cautious values (closing speed less a standard deviation,
+//! a braking lead's deceleration only where it stands out of measurement noise, see
+//! [`braking_lead_decel`]); *how hard*, once braking, on the estimates themselves
+//! ([`Threat::demand_decel_mps2`]), to stop short of the object.
+//!
 //! An object counts when it will be in the ego's swept path when the ego gets there: its
 //! [`PathWindow`] (from its lateral offset and, once the tracker is sure of it, its lateral
 //! speed) contains the TTC. A pedestrian walking into the path is a threat seconds before
@@ -54,6 +59,9 @@ pub struct ThreatConfig {
     /// Vehicle width, m; objects whose centre is within half of it plus the margin are in path.
     pub vehicle_width_m: f64,
     pub path_margin_m: f64,
+    /// Full braking aims to stop the closing this far short of the object, m (stopping exactly
+    /// at contact leaves nothing for the actuator's lag and the estimates' errors).
+    pub stop_gap_m: f64,
 }
 
 impl Default for ThreatConfig {
@@ -73,6 +81,7 @@ impl Default for ThreatConfig {
             release_hold_s: 0.5,
             vehicle_width_m: 1.8,
             path_margin_m: 0.3,
+            stop_gap_m: 1.5,
         }
     }
 }
@@ -116,6 +125,9 @@ impl ThreatConfig {
                 "release_decel_factor",
                 "need 0 <= factor < 1 and non-negative margin and hold",
             ));
+        }
+        if !(0.0..=10.0).contains(&self.stop_gap_m) {
+            return Err(InvalidParam::new("stop_gap_m", format!("{} is outside [0, 10] m", self.stop_gap_m)));
         }
         Ok(())
     }
@@ -192,6 +204,18 @@ pub struct Threat {
     pub ttc_s: f64,
     pub enhanced_ttc_s: f64,
     pub required_decel_mps2: f64,
+    /// The filter's own estimates, not discounted: what sets how hard to brake once braking
+    /// (whether to brake is decided on the cautious values above).
+    pub estimate: Closing,
+}
+
+/// Range, closing speed (positive closing) and closing acceleration (a braking lead's
+/// deceleration; 0 when the lead does not brake) of one object.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Closing {
+    pub range_m: f64,
+    pub speed_mps: f64,
+    pub accel_mps2: f64,
 }
 
 impl Threat {
@@ -207,30 +231,69 @@ impl Threat {
         } else {
             0.0
         };
-        Self { ttc_s, enhanced_ttc_s, required_decel_mps2 }
+        let estimate = Closing { range_m: d, speed_mps: v, accel_mps2: a.max(0.0) };
+        Self { ttc_s, enhanced_ttc_s, required_decel_mps2, estimate }
     }
 
-    /// The threat of a track, on the cautious side of what the filter knows. Its range
-    /// acceleration counts only once the filter is sure of it
-    /// (standard deviation under [`ACCEL_SIGMA_MAX_MPS2`]): a young track's acceleration is
-    /// mostly noise of the monocular range (5 % and more at 50 m), and taking it at face value
-    /// braked for stationary cars at TTC 3.6 s in the simulator.
+    /// The threat of a track, on the cautious side of what the filter knows, for an ego
+    /// driving at `ego_speed_mps` (when known and fresh).
     ///
     /// The closing speed taken is the filter's estimate less one standard deviation: a track
     /// whose speed is still uncertain (a young one) does not brake on a noisy first guess, and
-    /// a settled one is barely affected.
-    pub fn from_track(track: &Track) -> Self {
-        let accel_sigma = track.covariance[(2, 2)].max(0.0).sqrt();
-        let accel = if accel_sigma <= ACCEL_SIGMA_MAX_MPS2 { track.range_accel_mps2() } else { 0.0 };
+    /// a settled one is barely affected. The closing acceleration is [`braking_lead_decel`].
+    pub fn from_track(track: &Track, ego_speed_mps: Option<f64>) -> Self {
         let rate_sigma = track.covariance[(1, 1)].max(0.0).sqrt();
         let range_rate = (track.range_rate_mps() + rate_sigma).min(0.0);
-        Self::assess(track.range_m(), range_rate, accel)
+        let mut threat = Self::assess(track.range_m(), range_rate, -braking_lead_decel(track, ego_speed_mps));
+        threat.estimate = Closing {
+            range_m: track.range_m().max(0.0),
+            speed_mps: -track.range_rate_mps(),
+            accel_mps2: (-track.range_accel_mps2()).max(0.0),
+        };
+        threat
+    }
+
+    /// How hard to brake once braking: the deceleration that ends the closing `stop_gap_m`
+    /// short of the object at the filter's own estimates (a braking lead's deceleration
+    /// included, however uncertain: once braking, underestimating it is what hurts), and never
+    /// less than the required deceleration the decision was taken on.
+    pub fn demand_decel_mps2(&self, stop_gap_m: f64) -> f64 {
+        let Closing { range_m, speed_mps, accel_mps2 } = self.estimate;
+        let room = (range_m - stop_gap_m).max(0.1);
+        let stopping = if speed_mps > 0.0 { speed_mps * speed_mps / (2.0 * room) } else { 0.0 };
+        (stopping + accel_mps2).max(self.required_decel_mps2)
     }
 
     /// The TTC used for decisions: the shorter of plain and enhanced.
     pub fn decision_ttc_s(&self) -> f64 {
         self.ttc_s.min(self.enhanced_ttc_s)
     }
+}
+
+/// How many standard deviations of measurement noise a lead's deceleration must stand out by.
+pub const ACCEL_NOISE_SIGMAS: f64 = 2.0;
+
+/// How fast a lead must move by itself for its deceleration to count, m/s (beyond twice the
+/// standard deviation of its closing speed).
+pub const MOVING_LEAD_MPS: f64 = 2.0;
+
+/// The deceleration of a braking lead that decisions count, m/s² (≥ 0): only a lead that moves
+/// by itself (the ego's speed less the closing speed) can brake, so for standing objects (a
+/// parked car, a pedestrian crossing) it is 0; for a moving one it is the filter's estimate
+/// less [`ACCEL_NOISE_SIGMAS`] standard deviations of what measurement noise alone makes of
+/// it ([`Track::noise_covariance`]). The filter's own covariance cannot tell: its jerk noise
+/// keeps the acceleration's standard deviation near 4 m/s² at any range, so a lead braking at
+/// 6 m/s² 12 m ahead never counted and the ego braked a second late (CCRb in the simulator).
+/// Unknown ego speed: 0.
+pub fn braking_lead_decel(track: &Track, ego_speed_mps: Option<f64>) -> f64 {
+    let Some(ego_speed_mps) = ego_speed_mps else { return 0.0 };
+    let rate_sigma = track.covariance[(1, 1)].max(0.0).sqrt();
+    let lead_speed_mps = ego_speed_mps + track.range_rate_mps();
+    if lead_speed_mps < MOVING_LEAD_MPS + 2.0 * rate_sigma {
+        return 0.0;
+    }
+    let noise_sigma = track.noise_covariance[(2, 2)].max(0.0).sqrt();
+    (-track.range_accel_mps2() - ACCEL_NOISE_SIGMAS * noise_sigma).max(0.0)
 }
 
 /// Smallest positive root of a·t² + b·t + c = 0.
@@ -263,9 +326,6 @@ pub struct Decision {
     pub decel_mps2: f64,
     pub ttc_s: f64,
 }
-
-/// Above this standard deviation a track's range acceleration is treated as unknown (0).
-pub const ACCEL_SIGMA_MAX_MPS2: f64 = 1.0;
 
 /// The staged response with hysteresis.
 pub struct Stager {
@@ -308,7 +368,9 @@ impl Stager {
         // TTC grow, and releasing on that made the brakes release and re-apply on the way in.
         // At a standstill nothing is closing (and the caller passes no threat), so the timed
         // release below ends it there.
-        let closing = threat.is_some_and(|t| t.ttc_s.is_finite());
+        // Whether it still closes is judged on the filter's estimate, not the discounted closing
+        // speed that decides when to brake: releasing early is the risk here.
+        let closing = threat.is_some_and(|t| t.estimate.speed_mps > 0.0);
         if demanded >= self.level {
             self.level = demanded;
             self.below_since_ns = None;
@@ -330,7 +392,7 @@ impl Stager {
         let c = &self.config;
         let decel_mps2 = match self.level {
             Level::Full => {
-                let required = threat.map_or(0.0, |t| t.required_decel_mps2 * c.decel_safety_factor);
+                let required = threat.map_or(0.0, |t| t.demand_decel_mps2(c.stop_gap_m) * c.decel_safety_factor);
                 required.clamp(c.full_decel_min_mps2, c.max_decel_mps2)
             }
             Level::Partial => c.partial_decel_mps2,
@@ -357,10 +419,11 @@ pub fn in_path_on_arrival(track: &Track, threat: &Threat, config: &ThreatConfig)
 pub fn most_critical<'a>(
     tracks: impl Iterator<Item = &'a Track>,
     config: &ThreatConfig,
+    ego_speed_mps: Option<f64>,
 ) -> Option<(&'a Track, Threat)> {
     tracks
         .filter(|t| t.confirmed)
-        .map(|t| (t, Threat::from_track(t)))
+        .map(|t| (t, Threat::from_track(t, ego_speed_mps)))
         .filter(|(_, threat)| threat.decision_ttc_s().is_finite() || threat.required_decel_mps2 > 0.0)
         .filter(|(t, threat)| in_path_on_arrival(t, threat, config))
         .min_by(|a, b| a.1.decision_ttc_s().total_cmp(&b.1.decision_ttc_s()))
@@ -385,6 +448,65 @@ mod tests {
         // Opening, or closing but decelerating to a stop before contact.
         assert_eq!(Threat::assess(20.0, 2.0, 0.0).ttc_s, f64::INFINITY);
         assert_eq!(Threat::assess(20.0, -4.0, 1.0).enhanced_ttc_s, f64::INFINITY, "stops 8 m short");
+    }
+
+    #[test]
+    fn braking_demand_stops_short_of_the_object() {
+        // 10 m/s closing from 20 m, 1.5 m short: 100 / (2 · 18.5).
+        let threat = Threat::assess(20.0, -10.0, 0.0);
+        assert!((threat.demand_decel_mps2(1.5) - 100.0 / 37.0).abs() < 1e-12);
+        assert_eq!(threat.demand_decel_mps2(0.0), threat.required_decel_mps2, "at contact: the required");
+        // A lead braking at 4 m/s² adds its deceleration.
+        let threat = Threat::assess(20.0, -10.0, -4.0);
+        assert!((threat.demand_decel_mps2(1.5) - (100.0 / 37.0 + 4.0)).abs() < 1e-12);
+        // Inside the gap: as hard as the limit allows (the stager clamps).
+        assert!(Threat::assess(1.0, -5.0, 0.0).demand_decel_mps2(1.5) > 100.0);
+    }
+
+    /// CCRb at 50 km/h, 12 m: the lead brakes at 6 m/s² one second in. Measured the way the
+    /// camera measures (2 px of a box edge's noise at 500 px focal length and 1.3 m height,
+    /// through the geometry), without noise. Before it brakes its deceleration counts for
+    /// nothing; partial braking within 0.85 s of the lead's braking and full braking within
+    /// 1.0 s stop the simulator's car (50 ms to the actuator, 0.1 s dead time, 0.15 s lag,
+    /// 30 m/s³) short of it, where the former AEB (the acceleration ignored until the filter's
+    /// own covariance was under 1 m/s²) first braked after 1.07 s and hit it at 25 km/h. An
+    /// object that does not move by itself, or an unknown ego speed, gives no braking-lead
+    /// deceleration.
+    #[test]
+    fn a_braking_lead_counts_once_its_deceleration_stands_out() {
+        use crate::tracker::{Measurement, Tracker, TrackerConfig};
+        let (speed, frame_ns) = (50.0 / 3.6, 33_333_333i64);
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let mut stager = Stager::new(ThreatConfig::default());
+        let (mut partial_at, mut full_at) = (None, None);
+        for frame in 0..75i64 {
+            let t = frame as f64 * frame_ns as f64 / 1e9;
+            let braking = (t - 1.0).max(0.0);
+            let gap = 12.0 - 3.0 * braking * braking;
+            let sigma = gap * gap * 2.0 / (500.0 * 1.3);
+            let m = Measurement { class_id: "car".into(), range_m: gap, lateral_m: 0.0, range_sigma_m: Some(sigma) };
+            tracker.update(frame * frame_ns, &[m]);
+            let track = tracker.confirmed().next().cloned();
+            let Some(track) = track else { continue };
+            let lead_decel = braking_lead_decel(&track, Some(speed));
+            if braking == 0.0 {
+                assert!(lead_decel < 0.5, "{t:.2} s: {lead_decel} m/s² before the lead brakes");
+            }
+            assert_eq!(braking_lead_decel(&track, None), 0.0, "unknown ego speed");
+            // The same ranges seen from an ego whose own speed is all the closing speed.
+            let standing = Some(-track.range_rate_mps());
+            assert_eq!(braking_lead_decel(&track, standing), 0.0, "an object that stands");
+            let decision = stager.step(frame * frame_ns, Some(&Threat::from_track(&track, Some(speed))));
+            if decision.level >= Level::Partial && partial_at.is_none() {
+                partial_at = Some(braking);
+            }
+            if decision.level == Level::Full && full_at.is_none() {
+                full_at = Some(braking);
+            }
+        }
+        let (partial_at, full_at) = (partial_at.expect("partial braking"), full_at.expect("full braking"));
+        assert!(partial_at > 0.0 && partial_at <= 0.85, "partial braking {partial_at:.2} s after the lead braked");
+        assert!(full_at <= 1.0, "full braking {full_at:.2} s after the lead braked");
     }
 
     proptest! {
@@ -509,7 +631,12 @@ mod tests {
         let mut tracker = Tracker::new(TrackerConfig::default());
         for frame in 0..frames {
             let t = frame as f64 * 0.05;
-            let m = Measurement { class_id: class_id.into(), range_m: range(t), lateral_m: lateral(t) };
+            let m = Measurement {
+                class_id: class_id.into(),
+                range_m: range(t),
+                lateral_m: lateral(t),
+                range_sigma_m: None,
+            };
             tracker.update(frame * 50_000_000, &[m]);
         }
         let track = tracker.confirmed().next().expect("confirmed").clone();
@@ -530,20 +657,20 @@ mod tests {
         let walking_in = |t: f64| -walk * (4.0 - t);
         let track = crossing("person", 31, range, walking_in);
         assert!(track.lateral_m().abs() > config.path_half_width_m(), "not in the path yet: {}", track.lateral_m());
-        let threat = Threat::from_track(&track);
+        let threat = Threat::from_track(&track, None);
         assert!(in_path_on_arrival(&track, &threat, &config), "{track:?} {threat:?}");
-        assert!(most_critical([&track].into_iter(), &config).is_some());
+        assert!(most_critical([&track].into_iter(), &config, None).is_some());
         // Walking away from the path.
         let walking_out = |t: f64| -3.5 - walk * t;
         let track = crossing("person", 31, range, walking_out);
-        assert!(!in_path_on_arrival(&track, &Threat::from_track(&track), &config));
+        assert!(!in_path_on_arrival(&track, &Threat::from_track(&track, None), &config));
         // In the path now but gone (3 m/s, a runner) long before the ego arrives in 2.5 s.
         let clearing = |t: f64| -1.0 + 3.0 * t;
         let track = crossing("person", 31, |t| 60.0 - ego * t, clearing);
-        assert!(!in_path_on_arrival(&track, &Threat::from_track(&track), &config), "{track:?}");
+        assert!(!in_path_on_arrival(&track, &Threat::from_track(&track, None), &config), "{track:?}");
         // A car with that apparent sideways motion is judged where it is (beside the path).
         let track = crossing("car", 31, range, walking_in);
-        assert!(!in_path_on_arrival(&track, &Threat::from_track(&track), &config), "{track:?}");
+        assert!(!in_path_on_arrival(&track, &Threat::from_track(&track, None), &config), "{track:?}");
     }
 
     /// Staging drivers accept: once braking for an object the ego still closes on, the brakes
