@@ -262,6 +262,7 @@ impl AebCore {
                 }
             }
         }
+        self.tracker.set_ego_speed(speed_mps);
         self.tracker.update(t_ns, &self.measurements);
         let standing = speed_mps.is_some_and(|speed| speed.abs() < 0.1);
         let critical = if standing {
