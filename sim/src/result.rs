@@ -68,6 +68,11 @@ pub struct CellResult {
     pub warning_ttc_s: Option<f64>,
     /// First partial or full braking request.
     pub braking_time_s: Option<f64>,
+    /// First full braking request, and the time to collision (ground truth) with the nearest
+    /// object ahead at that moment: how early the AEB braked hard (Euro NCAP and drivers
+    /// expect it no earlier than about TTC 2 s where later still avoids).
+    pub full_braking_time_s: Option<f64>,
+    pub full_braking_ttc_s: Option<f64>,
     pub max_decel_mps2: f64,
     pub colour: Colour,
     pub points: f64,

@@ -299,12 +299,12 @@ fn fmt(value: Option<f64>, digits: usize) -> String {
 
 pub fn table(results: &[CellResult]) -> String {
     let mut out = String::from(
-        "| cell | impact km/h | colour | points | FCW TTC s | braking at s | min gap m | capture→command ms p50/p99 |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|\n",
+        "| cell | impact km/h | colour | points | FCW TTC s | braking at s | min gap m | capture→command ms p50/p99 | full braking at TTC s |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in results {
         out.push_str(&format!(
-            "| {} | {:.1} | {} | {:.2} | {} | {} | {} | {} |\n",
+            "| {} | {:.1} | {} | {:.2} | {} | {} | {} | {} | {} |\n",
             r.label,
             r.impact_speed_kmh,
             r.colour.name(),
@@ -312,10 +312,35 @@ pub fn table(results: &[CellResult]) -> String {
             fmt(r.warning_ttc_s, 2),
             fmt(r.braking_time_s, 2),
             if r.min_gap_m.is_nan() { "–".into() } else { format!("{:.2}", r.min_gap_m) },
-            r.latency_ms.map_or("–".into(), |[p50, p99, _]| format!("{p50:.2} / {p99:.2}"))
+            r.latency_ms.map_or("–".into(), |[p50, p99, _]| format!("{p50:.2} / {p99:.2}")),
+            fmt(r.full_braking_ttc_s, 2),
         ));
     }
     out
+}
+
+/// Full braking earlier than this time to collision, s, is early: from TTC 2 s a car brakes to a
+/// standstill from any speed of the Euro NCAP grids with room to spare.
+pub const EARLY_FULL_BRAKING_TTC_S: f64 = 2.0;
+
+/// The cells that braked fully before [`EARLY_FULL_BRAKING_TTC_S`] and still avoided (where a
+/// later start would have done too, as far as the cell tells), one line each, or a line saying
+/// there were none.
+fn early_full_braking(results: &[CellResult]) -> String {
+    let early: Vec<String> = results
+        .iter()
+        .filter(|r| !r.impact && r.full_braking_ttc_s.is_some_and(|ttc| ttc > EARLY_FULL_BRAKING_TTC_S))
+        .map(|r| format!("- {}: full braking at TTC {:.2} s\n", r.label, r.full_braking_ttc_s.unwrap_or(f64::NAN)))
+        .collect();
+    if early.is_empty() {
+        format!("Full braking before TTC {EARLY_FULL_BRAKING_TTC_S} s: none.\n\n")
+    } else {
+        let cells = if early.len() == 1 { "1 cell".to_string() } else { format!("{} cells", early.len()) };
+        format!(
+            "Full braking before TTC {EARLY_FULL_BRAKING_TTC_S} s in {cells} that avoided the impact:\n\n{}\n",
+            early.concat()
+        )
+    }
 }
 
 fn totals(results: &[CellResult]) -> String {
@@ -413,11 +438,12 @@ fn write_report(out: &Path, config: &RunConfig, results: &[CellResult], run: &Ru
         plot_list.push_str(&format!("- [{}](plots/{name})\n", r.label));
     }
     let summary = format!(
-        "# Simulation results\n\nPerception: {seeing}; {timing}; seed {}, camera {} fps.\n\n{recording}## Totals\n\n{}\n\
+        "# Simulation results\n\nPerception: {seeing}; {timing}; seed {}, camera {} fps.\n\n{recording}## Totals\n\n{}\n{}\
          ## NCAP grid\n\n{}\n## Cells\n\n{}\n## Plots\n\n{plot_list}",
         config.seed,
         config.fps,
         totals(results),
+        early_full_braking(results),
         grid(results),
         table(results)
     );

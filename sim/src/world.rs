@@ -70,6 +70,8 @@ impl World {
                 warning_time_s: None,
                 warning_ttc_s: None,
                 braking_time_s: None,
+                full_braking_time_s: None,
+                full_braking_ttc_s: None,
                 max_decel_mps2: 0.0,
                 colour: Colour::Green,
                 points: 0.0,
@@ -179,6 +181,10 @@ impl World {
         if level >= Level::Partial && decel_mps2 > 0.0 && self.result.braking_time_s.is_none() {
             self.result.braking_time_s = Some(t);
         }
+        if level == Level::Full && self.result.full_braking_time_s.is_none() {
+            self.result.full_braking_time_s = Some(t);
+            self.result.full_braking_ttc_s = self.ttc_ahead();
+        }
         self.result.series.push(Sample {
             t_s: t,
             gap_m: self.nearest.map_or(f64::NAN, |(g, _)| g),
@@ -187,6 +193,23 @@ impl World {
             decel_mps2: self.ego.decel_mps2,
             level: level as u8,
         });
+    }
+
+    /// Time to collision with the nearest object ahead by its longitudinal gap, wherever it is
+    /// sideways (a pedestrian about to cross counts before they are in the path), the ego
+    /// keeping its speed and a braking lead braking on to its standstill; `None` when nothing
+    /// ahead is reached.
+    fn ttc_ahead(&self) -> Option<f64> {
+        let t = self.time_s();
+        self.actors
+            .iter()
+            .filter_map(|actor| {
+                let gap = gap_and_overlap(self.ego.x_m, self.config.ego.width_m, actor).0;
+                let braking = actor.brake_at_s.is_some_and(|at| t >= at) && actor.vx_mps > 0.0;
+                let decel = if braking { actor.brake_decel_mps2 } else { 0.0 };
+                (gap > 0.0).then(|| time_to_contact(gap, self.ego.speed_mps, actor.vx_mps, decel)).flatten()
+            })
+            .min_by(f64::total_cmp)
     }
 
     /// Physics: one step of the ego and every actor.
@@ -215,5 +238,43 @@ impl World {
         result.points = result.colour.points();
         result.fcw_in_time = scoring::fcw_in_time(result.warning_ttc_s);
         self.result
+    }
+}
+
+/// When an ego at `ego_mps` reaches an object `gap_m` ahead moving at `object_mps` and braking
+/// at `decel_mps2` to a standstill, s; `None` when it never does.
+fn time_to_contact(gap_m: f64, ego_mps: f64, object_mps: f64, decel_mps2: f64) -> Option<f64> {
+    if decel_mps2 > 0.0 && object_mps > 0.0 {
+        // Closed distance (ego − object)·t + ½·a·t² until the object stands at v/a.
+        let stop_s = object_mps / decel_mps2;
+        let (a, b) = (0.5 * decel_mps2, ego_mps - object_mps);
+        let t = (-b + (b * b + 4.0 * a * gap_m).sqrt()) / (2.0 * a);
+        if t <= stop_s {
+            return Some(t);
+        }
+        let closed = b * stop_s + a * stop_s * stop_s;
+        return (ego_mps > 0.0).then(|| stop_s + (gap_m - closed) / ego_mps);
+    }
+    let closing = ego_mps - object_mps;
+    (closing > 0.0).then(|| gap_m / closing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_to_contact;
+
+    #[test]
+    fn time_to_contact_against_closed_forms() {
+        assert_eq!(time_to_contact(20.0, 10.0, 0.0, 0.0), Some(2.0));
+        // A lead at the ego's speed braking at 6 m/s² from 12 m: 3·t² = 12, before it stands
+        // (at 2.31 s).
+        let t = time_to_contact(12.0, 13.9, 13.9, 6.0).unwrap();
+        assert!((t - 2.0).abs() < 1e-9, "{t}");
+        // From 40 m it stands first, 3·2.317² m closer; the rest at the ego's speed.
+        let stop = 13.9 / 6.0;
+        let t = time_to_contact(40.0, 13.9, 13.9, 6.0).unwrap();
+        assert!((t - (stop + (40.0 - 3.0 * stop * stop) / 13.9)).abs() < 1e-9, "{t}");
+        assert_eq!(time_to_contact(10.0, 0.0, 0.0, 0.0), None, "nothing moves");
+        assert_eq!(time_to_contact(10.0, 5.0, 8.0, 0.0), None, "pulling away");
     }
 }

@@ -35,9 +35,17 @@ fn ccrs_is_all_green_and_runs_repeat_bit_for_bit() {
         assert_eq!(cell["colour"], "green", "{cell}");
         assert_eq!(cell["impact"], false, "{cell}");
         assert!(cell["braking_time_s"].as_f64().is_some(), "the AEB braked: {cell}");
+        // Full braking (partial braking stops the slow cells) not earlier than TTC 2 s: from
+        // there any grid speed stops.
+        if let Some(full_ttc) = cell["full_braking_ttc_s"].as_f64() {
+            assert!(full_ttc > 0.0 && full_ttc <= 2.0, "full braking at TTC {full_ttc} s: {cell}");
+        }
     }
+    let full = cells.iter().filter(|c| c["full_braking_ttc_s"].as_f64().is_some()).count();
+    assert!(full >= 10, "only {full} cells braked fully: 20 km/h and faster do");
     assert!(stdout.contains("| CCRs | 18 | 18 | 18.00 / 18 |"), "{stdout}");
     let summary = std::fs::read_to_string(out(1).join("summary.md")).unwrap();
+    assert!(summary.contains("Full braking before TTC 2 s: none."), "{summary}");
     assert!(summary.contains("## NCAP grid") && summary.contains("| CCRs (lateral_m 0.9) |"), "{summary}");
     assert!(out(1).join("series/CCRs_50_km_h__lateral_m_0.csv").is_file());
 
