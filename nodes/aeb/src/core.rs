@@ -155,8 +155,9 @@ pub struct AebCore {
     measurements: Vec<Measurement>,
     timeline: Option<Timeline>,
     last: Option<(Decision, Option<(Track, Threat)>)>,
-    /// The object being braked for, as last seen and when, in case it leaves the camera's view.
-    braking_for: Option<(Track, Threat, i64)>,
+    /// While braking: when the object braked for (the last decision's) was last tracked, in
+    /// case it leaves the camera's view.
+    braking_seen_ns: Option<i64>,
     /// Detections refused for non-finite values, so far.
     pub refused_detections: u64,
 }
@@ -181,7 +182,7 @@ impl AebCore {
             measurements: Vec::new(),
             timeline: None,
             last: None,
-            braking_for: None,
+            braking_seen_ns: None,
             refused_detections: 0,
         }
     }
@@ -273,15 +274,10 @@ impl AebCore {
         };
         let critical = critical.or_else(|| self.out_of_view(t_ns, standing));
         let decision = self.stager.step(t_ns, critical.as_ref().map(|(_, threat)| threat));
-        self.braking_for = match &critical {
-            Some((track, threat)) if decision.level >= Level::Partial => {
-                // An object held out of view keeps the time it was last seen.
-                let tracked = self.tracker.tracks().iter().any(|t| t.id == track.id);
-                let seen_ns = match &self.braking_for {
-                    Some((_, _, seen_ns)) if !tracked => *seen_ns,
-                    _ => t_ns,
-                };
-                Some((track.clone(), *threat, seen_ns))
+        self.braking_seen_ns = match &critical {
+            // An object held out of view keeps the time it was last seen.
+            Some((track, _)) if decision.level >= Level::Partial => {
+                Some(if self.tracked(track.id) { t_ns } else { self.braking_seen_ns.unwrap_or(t_ns) })
             }
             _ => None,
         };
@@ -316,9 +312,14 @@ impl AebCore {
     /// releasing the brakes there let the ego roll into a lead that was still braking (CCRb in
     /// the simulator). Once engaged, braking holds to a standstill.
     fn out_of_view(&self, t_ns: i64, standing: bool) -> Option<(Track, Threat)> {
-        let (track, threat, seen_ns) = self.braking_for.as_ref()?;
-        let lost = !self.tracker.tracks().iter().any(|t| t.id == track.id);
-        (lost && !standing && t_ns.saturating_sub(*seen_ns) <= OUT_OF_VIEW_HOLD_NS).then(|| (track.clone(), *threat))
+        let seen_ns = self.braking_seen_ns?;
+        let (_, Some((track, threat))) = self.last.as_ref()? else { return None };
+        let held = !self.tracked(track.id) && !standing && t_ns.saturating_sub(seen_ns) <= OUT_OF_VIEW_HOLD_NS;
+        held.then(|| (track.clone(), *threat))
+    }
+
+    fn tracked(&self, id: u32) -> bool {
+        self.tracker.tracks().iter().any(|t| t.id == id)
     }
 
     /// The decision of the last frame that was taken (what holds while frames are refused).
