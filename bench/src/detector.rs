@@ -163,11 +163,12 @@ pub fn run(args: DetectorArgs) -> Result<()> {
     let app_median = (app_before.median + app_after.median) / 2.0;
     let mut table = format!(
         "Detector per-frame latency, {} on {} (hint {}), {} frames per row; benchmark_app runs before and \
-         after the node in the same session; ms:\n\n",
+         after the node in the same session; machine: {}; ms:\n\n",
         config.model_path.display(),
         args.device,
         args.hint,
-        args.frames
+        args.frames,
+        crate::cpu()
     );
     table.push_str("| measurement | n | p50 | p99 | max | mean |\n|---|---:|---:|---:|---:|---:|\n");
     for (when, app) in [("before", &app_before), ("after", &app_after)] {

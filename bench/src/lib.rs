@@ -1,6 +1,7 @@
 //! Benchmarks are programs, not timed tests: each measures Reflex and its baseline side by side
 //! in the same run, between real processes, and prints a table (Markdown with `--markdown`).
 
+pub mod chain;
 pub mod deadline;
 pub mod detector;
 pub mod reaction;
@@ -27,6 +28,27 @@ impl Helper {
     fn line(&mut self, prefix: &str, timeout: Duration) -> Result<String> {
         Ok(self.0.line(prefix, timeout)?[prefix.len()..].trim().to_string())
     }
+}
+
+/// The CPU's model name and the vector extensions that matter for inference.
+fn cpu() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let flags = field("flags");
+    let wanted = ["sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"];
+    let present: Vec<&str> = wanted.iter().copied().filter(|w| flags.split(' ').any(|f| f == *w)).collect();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!(
+        "{}, {cores} cores; vector extensions: {}",
+        field("model name"),
+        if present.is_empty() { "unknown".into() } else { present.join(" ") }
+    )
 }
 
 /// Microseconds with one decimal.

@@ -2,13 +2,17 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use reflex_bench::{deadline, detector, reaction, record, transport};
+use reflex_bench::{chain, deadline, detector, reaction, record, transport};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// One-way latency between two processes: Reflex typed pub/sub vs raw zenoh, for payloads
     /// of 64 B, 4 KiB, 64 KiB and a 640x480 rgb8 image.
     Transport(transport::TransportArgs),
+    /// Capture to brake command through the vehicle chain (camera, OpenVINO detector, AEB,
+    /// arbiter) as processes and as threads of one process, against the floor: the same node
+    /// code called one after another in one function.
+    Chain(chain::ChainArgs),
     /// Time from a missed input deadline to the breach event reaching another node.
     Deadline(deadline::DeadlineArgs),
     /// Time from a fault (killed or frozen node) to full braking at the arbiter's output.
@@ -37,6 +41,7 @@ pub enum BenchCommand {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Transport(args) => transport::run(args),
+        BenchCommand::Chain(args) => chain::run(args),
         BenchCommand::Deadline(args) => deadline::run(args),
         BenchCommand::Reaction(args) => reaction::run(args),
         BenchCommand::Detector(args) => detector::run(args),

@@ -110,3 +110,29 @@ fn detector_benchmark_accounts_for_every_frame() {
     assert!(sent >= 20, "{fps:?}");
     assert_eq!(answered + dropped, sent, "{fps:?}");
 }
+
+#[test]
+fn chain_benchmark_answers_frames_in_every_deployment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_reflex"))
+        .current_dir(root())
+        .args(["bench", "chain", "--models", "models/simnet/simnet.yaml", "--rounds", "1", "--seconds", "2"])
+        .env("REFLEX_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let rows: Vec<Vec<&str>> =
+        stdout.lines().filter(|l| l.starts_with("| simnet")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    let deployments: Vec<&str> = rows.iter().map(|r| r[2]).collect();
+    assert_eq!(deployments, ["floor (one function)", "processes", "threads (camera+detector+AEB)"], "{stdout}");
+    for row in &rows {
+        // 2 s at 30 fps: about 60 frames captured, and SimNet keeps up with most of them.
+        let (frames, answered): (u64, f64) = (row[3].parse().unwrap(), row[4].trim_end_matches(" %").parse().unwrap());
+        assert!((45..=75).contains(&frames), "{row:?}");
+        assert!(answered >= 50.0, "{row:?}");
+        let p50: f64 = row[5].parse().unwrap();
+        let hops: f64 = row[10..13].iter().map(|h| h.parse::<f64>().unwrap()).sum();
+        assert!(p50 > 0.0 && hops > 0.0, "{row:?}");
+    }
+    assert_eq!(rows[0][8], "1.00×", "the floor is its own reference: {stdout}");
+}

@@ -77,7 +77,9 @@ impl<T> Slot<T> {
         &mut self.message
     }
 
-    fn take_filled(&mut self) -> Option<&T> {
+    /// The message if this call filled it, marking it published: what the runtime does after
+    /// each call, and what code that calls a task directly (a benchmark's floor) does instead.
+    pub fn take_filled(&mut self) -> Option<&T> {
         std::mem::take(&mut self.filled).then_some(&self.message)
     }
 }
