@@ -23,11 +23,27 @@ pub fn run_group(name: &str, spec: &str) -> Result<bool> {
     prepare_node_process(&members.iter().map(|(_, spec)| spec.clone()).collect::<Vec<_>>());
     let shutdown = Shutdown::on_signals()?;
     exit_if_stuck(&shutdown);
+    // One session for all members (the launcher gives them one transport), so messages between
+    // them stay inside the process. Not under access control: there each member is its own
+    // user, allowed to write its own outputs only, and needs a session of its own.
+    let session = match members.first() {
+        Some((_, spec)) if spec.transport.security.is_none() => {
+            let mut transport = spec.transport.clone();
+            transport.validate()?;
+            transport.load_secrets()?;
+            Some(transport.open().with_context(|| format!("group `{name}`: cannot open its zenoh session"))?)
+        }
+        _ => None,
+    };
     let mut threads = Vec::new();
     for (kind_name, spec) in members {
         let kind = kinds::find(&kind_name).with_context(|| format!("unknown node kind `{kind_name}`"))?;
         let (shutdown, node_name) = (shutdown.clone(), spec.name.clone());
+        let session = session.clone();
         let thread = std::thread::Builder::new().name(node_name.clone()).spawn(move || {
+            if let Some(session) = session {
+                reflex_runtime::transport::use_session_on_this_thread(session);
+            }
             let result = (kind.run)(spec, shutdown.clone());
             if let Err(error) = &result {
                 eprintln!("node `{node_name}` failed: {error}");
@@ -37,6 +53,7 @@ pub fn run_group(name: &str, spec: &str) -> Result<bool> {
         })?;
         threads.push(thread);
     }
+    drop(session);
     tracing::info!(group = name, nodes = threads.len(), "group running");
     let mut all_ok = true;
     for thread in threads {

@@ -166,8 +166,12 @@ impl Node {
         }
         let _span = tracing::info_span!("node_start", node = %name).entered();
         transport.validate()?;
-        // A password pipe can be read once: before the session (and any retry) needs it.
-        transport.load_secrets()?;
+        let group_session = crate::transport::group_session();
+        // A password pipe can be read once: before the session (and any retry) needs it. A
+        // group's session was opened by the group with the password already read.
+        if group_session.is_none() {
+            transport.load_secrets()?;
+        }
         let shm = if transport.shared_memory {
             // Segments of killed processes stay in /dev/shm; reclaim them before adding ours.
             zenoh::shm::cleanup_orphaned_shm_segments();
@@ -181,7 +185,10 @@ impl Node {
         } else {
             None
         };
-        let session = transport.open()?;
+        let session = match group_session {
+            Some(session) => session,
+            None => transport.open()?,
+        };
         let prefix = transport.prefix.clone();
         let host = hostname();
         let token_key = keys::liveliness_token(&prefix, &name, &host, std::process::id());

@@ -389,6 +389,25 @@ pub enum TransportConfigError {
     BadMessageSize(usize),
 }
 
+thread_local! {
+    static GROUP_SESSION: std::cell::RefCell<Option<zenoh::Session>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes every node created on this thread use `session` instead of opening its own. A group
+/// (several nodes as threads of one process) runs all its members on one session, so that a
+/// message from one member to another is handed over inside the process (zenoh delivers to
+/// the session's own subscribers in the publishing call) instead of crossing a loopback link
+/// to a second session of the same process. Other processes and tools see every member as
+/// before: each keeps its own liveliness token, health key and fault key.
+pub fn use_session_on_this_thread(session: zenoh::Session) {
+    GROUP_SESSION.with(|slot| *slot.borrow_mut() = Some(session));
+}
+
+/// The session [`use_session_on_this_thread`] gave this thread, if any.
+pub(crate) fn group_session() -> Option<zenoh::Session> {
+    GROUP_SESSION.with(|slot| slot.borrow().clone())
+}
+
 impl TransportConfig {
     /// A config whose rendezvous is `port` on loopback: processes given the same port find
     /// each other, others do not (tests use this to stay apart).
