@@ -5,8 +5,11 @@
 //! Deployments, each started by `reflex launch` from a generated launch file (only the
 //! launch file differs between them):
 //! - **processes**: every node its own process (the default of a launch file);
-//! - **threads**: camera, detector and AEB as threads of one process (a launch-file group);
-//!   the arbiter and the monitor are safety units and keep their own processes.
+//! - **threads**: camera, detector and AEB as threads of one process (a launch-file group,
+//!   one zenoh session); the arbiter and the monitor are safety units and keep their own
+//!   processes;
+//! - **… AEB inline**: the same with `inline: true` on the AEB, which then handles detections
+//!   on the thread that delivers them (zenoh's receive thread; in the group, the detector's).
 //!
 //! One run interleaves them: every round runs each model in each deployment for `--seconds`,
 //! so a machine that slows down during the run slows every row alike. Latencies come from the
@@ -45,6 +48,10 @@ pub enum Deployment {
     Processes,
     /// Camera, detector and AEB as threads of one process; arbiter and monitor apart.
     Threads,
+    /// Processes, the AEB handling detections on the thread that delivers them.
+    ProcessesInline,
+    /// Threads, the AEB handling detections on the detector's thread (inline).
+    ThreadsInline,
 }
 
 impl Deployment {
@@ -53,7 +60,17 @@ impl Deployment {
             Deployment::Floor => "floor (one function)",
             Deployment::Processes => "processes",
             Deployment::Threads => "threads (camera+detector+AEB)",
+            Deployment::ProcessesInline => "processes, AEB inline",
+            Deployment::ThreadsInline => "threads, AEB inline",
         }
+    }
+
+    fn grouped(self) -> bool {
+        matches!(self, Deployment::Threads | Deployment::ThreadsInline)
+    }
+
+    fn inline(self) -> bool {
+        matches!(self, Deployment::ProcessesInline | Deployment::ThreadsInline)
     }
 }
 
@@ -63,7 +80,7 @@ pub struct ChainArgs {
     #[arg(long, value_delimiter = ',', default_values = ["models/simnet/simnet.yaml", "models/nanodet/nanodet.yaml"])]
     models: Vec<PathBuf>,
     /// Deployments to compare (the floor is always measured: the other rows are relative to it).
-    #[arg(long, value_delimiter = ',', default_values = ["processes", "threads"])]
+    #[arg(long, value_delimiter = ',', default_values = ["processes", "processes-inline", "threads", "threads-inline"])]
     deployments: Vec<Deployment>,
     /// Rounds; each runs every model in every deployment once.
     #[arg(long, default_value_t = 3)]
@@ -74,6 +91,9 @@ pub struct ChainArgs {
     /// Camera frame rate.
     #[arg(long, default_value_t = 30.0)]
     fps: f64,
+    /// The detector's inference threads (its `threads` parameter); 0: OpenVINO's default.
+    #[arg(long, default_value_t = 0)]
+    threads: u32,
     /// Folder of camera frames (PNG/JPEG, scaled to 640x480); default: road scenes rendered by
     /// `reflex sim dataset` at the start of the run.
     #[arg(long)]
@@ -171,7 +191,7 @@ fn tempdir(what: &str) -> Result<PathBuf> {
 /// The floor: the camera's frame source, the detector's [`FrameDetector`], the [`Aeb`] task
 /// and the [`Arbiter`] called one after another at the camera's rate, on this thread.
 fn floor(model: &Path, frames: &Path, args: &ChainArgs, into: &mut Samples) -> Result<()> {
-    let config = DetectorConfig { model: model.to_path_buf(), ..DetectorConfig::default() };
+    let config = DetectorConfig { model: model.to_path_buf(), threads: args.threads, ..DetectorConfig::default() };
     let detector = Detector::load(model, config.options()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut detect = FrameDetector::new(detector);
     // A node of its own only for what the node code needs from one (a budget, a status
@@ -253,24 +273,23 @@ fn launched(deployment: Deployment, model: &Path, frames: &Path, args: &ChainArg
     let port = free_port()?;
     let prefix = format!("chain{port}");
     let file = std::env::temp_dir().join(format!("reflex-chain-{port}.yaml"));
-    let group = match deployment {
-        Deployment::Threads => "groups:\n  - name: perception\n    nodes: [camera, detector, aeb]\n",
-        _ => "",
-    };
+    let group =
+        if deployment.grouped() { "groups:\n  - name: perception\n    nodes: [camera, detector, aeb]\n" } else { "" };
+    let inline = if deployment.inline() { "\n    inline: true" } else { "" };
     std::fs::write(
         &file,
         format!(
             "zenoh: {{prefix: {prefix}, rendezvous_port: {port}, shared_memory: true}}\n\
              nodes:\n\
              \x20 - name: camera\n    kind: camera\n    params: {{source: folder, path: {frames:?}, width: {}, height: {}, fps: {}}}\n\
-             \x20 - name: detector\n    kind: detector\n    params: {{model: {model:?}, budget_ms: 200}}\n\
-             \x20 - name: aeb\n    kind: aeb\n\
+             \x20 - name: detector\n    kind: detector\n    params: {{model: {model:?}, budget_ms: 200, threads: {}}}\n\
+             \x20 - name: aeb\n    kind: aeb{inline}\n\
              \x20 - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [camera, detector, aeb]\n      \
              watch: [{{topic: /camera/image, deadline_ms: 200}}, {{topic: /perception/detections, deadline_ms: 400}}]\n      \
              startup_grace_s: 10\n\
              \x20 - name: arbiter\n    kind: arbiter\n\
              {group}",
-            FRAME_SIZE.0, FRAME_SIZE.1, args.fps
+            FRAME_SIZE.0, FRAME_SIZE.1, args.fps, args.threads
         ),
     )?;
     let launch = LaunchHandle::start(&std::env::current_exe()?, &file, Duration::from_secs(5), |command| {

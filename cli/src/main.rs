@@ -326,5 +326,8 @@ fn print_kinds(kind: Option<&str>) -> Result<()> {
     for (name, default, meaning) in kind.parameters {
         println!("  {name:16} {default:>8}  {meaning}");
     }
+    if kind.inline {
+        println!("can run inline (`inline: true`): each input message handled on the thread that delivers it");
+    }
     Ok(())
 }

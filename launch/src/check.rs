@@ -414,6 +414,15 @@ fn check_node<'a>(
             );
         }
     }
+    if let Some(inline) = node.inline.as_ref().filter(|inline| inline.value) {
+        if !kind.is_some_and(|kind| kind.inline) {
+            let inline_kinds: Vec<&str> = kinds::KINDS.iter().filter(|k| k.inline).map(|k| k.name).collect();
+            diagnostics.push(
+                Diagnostic::at(file, &inline.referenced, format!("node `{name}` cannot run inline"))
+                    .hint(format!("only kinds whose calls are short tasks can: {}", inline_kinds.join(", "))),
+            );
+        }
+    }
     let Some(kind) = kind else {
         // An external program: its declared topics take part in the topic checks.
         for (topics, direction) in [(&node.publishes, Direction::Output), (&node.subscribes, Direction::Input)] {
@@ -594,6 +603,7 @@ fn spec_of(node: &NodeEntry, transport: &TransportConfig, use_sim_time: bool) ->
         fault_injection: false,
         // Grouped nodes too: a group process locks its memory when any member asks for it.
         lock_memory: node.lock_memory,
+        inline: node.inline.as_ref().is_some_and(|inline| inline.value),
     }
 }
 

@@ -217,6 +217,12 @@ pub struct NodeEntry {
     /// Lock the process's memory (`mlockall`) so the hot path never waits for a page.
     #[serde(default)]
     pub lock_memory: bool,
+    /// Handle each input message on the thread that delivers it (zenoh's receive thread; in a
+    /// group, the publishing member's thread) instead of waking the node's own: one wake-up
+    /// less per message. For kinds with short calls that support it (`reflex kinds`).
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub inline: Option<Spanned<bool>>,
     /// A safety unit is never stopped because another unit failed (default: true for the
     /// `monitor`, `arbiter` and `actuator` kinds).
     #[serde(default)]

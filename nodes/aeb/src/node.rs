@@ -71,6 +71,7 @@ pub const AEB_KIND: NodeKind = NodeKind {
     ],
     check_params: check,
     run,
+    inline: true,
 };
 
 fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
@@ -88,6 +89,7 @@ fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
         ],
         outputs: vec![spec.topic(&BRAKE_REQUEST), spec.topic(&TRACKS)],
         budget: Duration::from_secs_f64(config.budget_ms / 1e3),
+        inline: spec.inline,
     };
     let report = run_task(&node, Aeb::new(&config, node.status_handle()), &options, &shutdown)?;
     tracing::info!(node = %spec.name, calls = report.calls, overruns = report.budget_overruns, "aeb stopped");

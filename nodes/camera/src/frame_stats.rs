@@ -32,6 +32,7 @@ pub const FRAME_STATS_KIND: NodeKind = NodeKind {
     parameters: &[("report_period_s", "1.0", "seconds between two diagnostics reports")],
     check_params: check_params_as::<FrameStatsConfig>,
     run: run_frame_stats,
+    inline: false,
 };
 
 #[derive(Debug, Deserialize)]

@@ -50,6 +50,7 @@ pub const CAMERA_KIND: NodeKind = NodeKind {
     parameters: PARAMETERS,
     check_params: check,
     run: |spec, shutdown| run_with(spec, shutdown, SourceKind::V4l2),
+    inline: false,
 };
 
 /// The `test-pattern` node kind: the camera node with the moving pattern, needing no hardware.
@@ -66,6 +67,7 @@ pub const TEST_PATTERN_KIND: NodeKind = NodeKind {
     ],
     check_params: check,
     run: |spec, shutdown| run_with(spec, shutdown, SourceKind::TestPattern),
+    inline: false,
 };
 
 impl From<SourceError> for RunError {

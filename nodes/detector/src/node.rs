@@ -128,6 +128,7 @@ pub const DETECTOR_KIND: NodeKind = NodeKind {
     ],
     check_params: check,
     run,
+    inline: false,
 };
 
 fn run(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {

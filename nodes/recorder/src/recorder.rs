@@ -413,6 +413,7 @@ pub const RECORDER_KIND: NodeKind = NodeKind {
     ],
     check_params: |value| parse_params_value::<RecorderConfig>(value)?.validate(),
     run: run_node,
+    inline: false,
 };
 
 fn run_node(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {

@@ -140,6 +140,23 @@ pub(crate) struct NodeShared {
     pub(crate) stopping: AtomicBool,
     /// Undecodable `/clock` messages: counted, reported at most once a period.
     pub(crate) clock_errors: Mutex<RateLimited>,
+    /// Set while the node handles its inputs inline: what the receive callback calls instead of
+    /// waking the processing thread.
+    pub(crate) inline: Arc<std::sync::RwLock<Option<InlineTurn>>>,
+}
+
+/// A node's turn, run by whichever thread delivers a message (see [`Node::run_inline`]).
+pub(crate) type InlineTurn = Arc<dyn Fn() + Send + Sync>;
+
+/// Ends inline handling when dropped (see [`Node::run_inline`]).
+pub(crate) struct InlineGuard {
+    slot: Arc<std::sync::RwLock<Option<InlineTurn>>>,
+}
+
+impl Drop for InlineGuard {
+    fn drop(&mut self) {
+        *self.slot.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 #[derive(Default)]
@@ -224,6 +241,7 @@ impl Node {
             faults: Arc::new(crate::fault::Faults::default()),
             stopping: AtomicBool::new(false),
             clock_errors: Mutex::new(RateLimited::default()),
+            inline: Arc::default(),
         });
         for command in &initial_faults {
             let now = shared
@@ -349,6 +367,7 @@ impl Node {
         let lost = Arc::new(AtomicU64::new(0));
         let writer = CallbackWriter::new(writer, lost.clone());
         let processing_thread = std::thread::current();
+        let inline = self.shared.inline.clone();
         let callback_watch = watch.clone();
         let clock = self.shared.clock.clone();
         let fault = self.shared.faults.register_input(topic);
@@ -374,7 +393,11 @@ impl Node {
                 let (arrival_wall_ns, arrival_mono_ns) = clock.now_and_mono_ns();
                 let attachment = sample.attachment().and_then(|a| Attachment::decode(&a.to_bytes()));
                 writer.push(Incoming { sample, arrival_mono_ns, arrival_wall_ns, attachment, replaced });
-                processing_thread.unpark();
+                let turn = inline.read().ok().and_then(|turn| turn.clone());
+                match turn {
+                    Some(turn) => turn(),
+                    None => processing_thread.unpark(),
+                }
             })
             .wait()
             .map_err(|e| NodeError::Declare { what: "subscriber", key: key.clone(), reason: e.to_string() })?;
@@ -469,6 +492,16 @@ impl Node {
     /// `timeout` passes. Spurious wake-ups are possible; callers loop over `recv`.
     pub fn wait_for_input(&self, timeout: Duration) {
         std::thread::park_timeout(timeout);
+    }
+
+    /// Until the guard is dropped, every arriving message runs `turn` on the thread that
+    /// delivers it (zenoh's receive thread; in a group, the publishing member's thread)
+    /// instead of waking the processing thread: one wake-up less per message. `turn` must not
+    /// block; it is called concurrently when messages arrive on several threads at once.
+    pub(crate) fn run_inline(&self, turn: InlineTurn) -> InlineGuard {
+        let slot = self.shared.inline.clone();
+        *slot.write().unwrap_or_else(|p| p.into_inner()) = Some(turn);
+        InlineGuard { slot }
     }
 
     /// Publishes a monitor event from this node.

@@ -90,7 +90,7 @@ pub struct ReflexReport {
 
 /// Runs `reflex` on `node` until `shutdown`: every input message → one measured call (a task
 /// with one input and one output, see [`crate::task`]).
-pub fn run_reflex<R: Reflex>(
+pub fn run_reflex<R: Reflex + 'static>(
     node: &Node,
     reflex: R,
     options: &ReflexOptions,
@@ -101,6 +101,7 @@ pub fn run_reflex<R: Reflex>(
         inputs: vec![(options.input_topic.clone(), options.input)],
         outputs: vec![options.output_topic.clone()],
         budget: options.budget,
+        inline: false,
     };
     let report = run_task(node, Single(reflex), &task_options, shutdown)?;
     Ok(ReflexReport {

@@ -93,6 +93,9 @@ pub struct NodeKind {
     pub check_params: fn(&serde_json::Value) -> Result<(), InvalidParam>,
     /// Runs the node until `shutdown` is requested.
     pub run: fn(NodeSpec, Shutdown) -> Result<(), RunError>,
+    /// Whether the kind can handle its input messages on the thread that delivers them
+    /// (`inline: true` in a launch file; see [`crate::task::TaskOptions::inline`]).
+    pub inline: bool,
 }
 
 impl NodeKind {
@@ -186,6 +189,10 @@ pub struct NodeSpec {
     /// Lock the process's memory (`mlockall`) at start, so the hot path never page-faults.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub lock_memory: bool,
+    /// Handle input messages on the thread that delivers them (kinds that can, see
+    /// [`NodeKind::inline`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inline: bool,
 }
 
 impl NodeSpec {

@@ -46,12 +46,15 @@
 //! }
 //! ```
 
+use crate::health::StatusHandle;
+use crate::node::NodeShared;
 use crate::reflex::ReflexContext;
 use crate::shutdown::Shutdown;
-use crate::{InputOptions, Node, NodeError, Publisher, Received, Subscriber};
+use crate::{Budget, InputOptions, Node, NodeError, Publisher, Received, Subscriber};
 use reflex_msgs::reflex_msgs::MonitorEvent;
 use reflex_msgs::Message;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 /// Whether a task took an input message or refused it (a refused message counts against the
@@ -109,6 +112,10 @@ pub struct TaskOptions {
     /// Topic of each output, in the order of `Task::Outputs`.
     pub outputs: Vec<String>,
     pub budget: Duration,
+    /// Run each call on the thread that delivers the message (zenoh's receive thread; in a
+    /// group, the publishing member's thread) instead of waking the task's own: one wake-up
+    /// less per message, for short calls. Off by default.
+    pub inline: bool,
 }
 
 /// What a task did while it ran.
@@ -239,44 +246,98 @@ output_set!(2; A 0, B 1);
 output_set!(3; A 0, B 1, C 2);
 
 /// Runs `task` on `node` until `shutdown`: every input message → one measured call, then the
-/// outputs it filled are published.
-pub fn run_task<T: Task>(
+/// outputs it filled are published. With [`TaskOptions::inline`] the calls run on the thread
+/// that delivers each message; this thread then only waits for the shutdown (and takes over
+/// whatever arrives while another thread is in a call).
+pub fn run_task<T: Task + 'static>(
     node: &Node,
-    mut task: T,
+    task: T,
     options: &TaskOptions,
     shutdown: &Shutdown,
 ) -> Result<TaskReport, NodeError> {
-    let mut inputs = T::Inputs::subscribe(node, &options.inputs)?;
-    let mut publishers = T::Outputs::declare(node, &options.outputs)?;
-    let mut slots = T::Outputs::slots();
-    let mut budget = node.budget(&options.name, options.budget);
-    let mut report = TaskReport::default();
-    // Side inputs first, the trigger last: the trigger is judged with the freshest side state.
-    let order: Vec<usize> = (1..T::Inputs::COUNT).chain([0]).collect();
+    let runner = Arc::new(Mutex::new(Runner::<T> {
+        inputs: T::Inputs::subscribe(node, &options.inputs)?,
+        publishers: T::Outputs::declare(node, &options.outputs)?,
+        slots: T::Outputs::slots(),
+        budget: node.budget(&options.name, options.budget),
+        report: TaskReport::default(),
+        // Side inputs first, the trigger last: the trigger is judged with the freshest side state.
+        order: (1..T::Inputs::COUNT).chain([0]).collect(),
+        name: options.name.clone(),
+        error: None,
+        task,
+    }));
+    let _inline = options.inline.then(|| {
+        let (weak, shared, thread) = (Arc::downgrade(&runner), node.shared.clone(), std::thread::current());
+        node.run_inline(Arc::new(move || {
+            let Some(runner) = weak.upgrade() else { return };
+            let locked = runner.try_lock();
+            match locked {
+                Ok(mut runner) => runner.turn(&shared),
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().turn(&shared),
+                // Another thread is in a call: the task's own thread takes this message after it.
+                Err(TryLockError::WouldBlock) => thread.unpark(),
+            };
+        }))
+    });
+    let wait = if options.inline { Duration::from_millis(20) } else { Duration::from_millis(5) };
     while !shutdown.is_requested() {
-        node.wait_for_input(Duration::from_millis(5));
-        for &index in &order {
+        node.wait_for_input(wait);
+        let mut runner = runner.lock().unwrap_or_else(|p| p.into_inner());
+        runner.turn(&node.shared);
+        if let Some(error) = runner.error.take() {
+            return Err(error);
+        }
+    }
+    drop(_inline);
+    let mut runner = runner.lock().unwrap_or_else(|p| p.into_inner());
+    runner.report.budget_overruns = runner.budget.overruns();
+    Ok(std::mem::take(&mut runner.report))
+}
+
+/// A task with its inputs, outputs and accounts: what one turn needs, whichever thread runs it.
+struct Runner<T: Task> {
+    task: T,
+    inputs: <T::Inputs as InputSet>::Subscribers,
+    publishers: <T::Outputs as OutputSet>::Publishers,
+    slots: <T::Outputs as OutputSet>::Slots,
+    budget: Budget,
+    report: TaskReport,
+    order: Vec<usize>,
+    name: String,
+    /// A publishing error of a turn, for the task's own thread to end with.
+    error: Option<NodeError>,
+}
+
+impl<T: Task> Runner<T> {
+    /// Takes what arrived, a bounded number of messages per input, one call each.
+    fn turn(&mut self, node: &NodeShared) {
+        let Self { task, inputs, publishers, slots, budget, report, order, name, error } = self;
+        if error.is_some() {
+            return;
+        }
+        for &index in order.iter() {
             for _ in 0..crate::DRAIN_LIMIT {
                 let mut failed = None;
-                let took = T::Inputs::take(&mut inputs, index, &mut |arrival| {
+                let took = T::Inputs::take(inputs, index, &mut |arrival| {
                     if report.failure.is_some() {
                         return Taken::Accepted; // keep draining so a dead task's queue reports no drops
                     }
-                    let (now_ns, now_mono_ns) = node.clock().now_and_mono_ns();
+                    let (now_ns, now_mono_ns) = node.clock.now_and_mono_ns();
                     let context = ReflexContext {
-                        name: &options.name,
+                        name,
                         now_ns,
                         now_mono_ns,
                         arrival_mono_ns: arrival.arrival_mono_ns,
                         input_age_ns: arrival.age_ns,
                     };
-                    let stall = node.faults().stall();
+                    let stall = node.faults.stall();
                     let event = arrival.event;
                     let outcome = budget.run(|| {
                         if !stall.is_zero() {
                             std::thread::sleep(stall); // an injected stall, inside the budget like a hang
                         }
-                        catch_unwind(AssertUnwindSafe(|| task.react(event, &mut slots, &context)))
+                        catch_unwind(AssertUnwindSafe(|| task.react(event, slots, &context)))
                     });
                     report.calls += 1;
                     match outcome {
@@ -291,20 +352,28 @@ pub fn run_task<T: Task>(
                     break;
                 }
                 if let Some(text) = failed {
-                    node.report(MonitorEvent::KIND_CALLBACK_FAILED, &options.name, report.calls as f64, 0.0, &text);
+                    node.report(MonitorEvent::KIND_CALLBACK_FAILED, name, report.calls as f64, 0.0, &text);
                     // A state, not only an event: the node's health says so until it restarts.
-                    node.set_status(&format!("reflex {}", options.name), crate::Level::Error, &text);
-                    tracing::error!(reflex = %options.name, panic = %text, "reflex panicked; it is disabled");
+                    StatusHandle { statuses: node.statuses.clone() }.set(
+                        &format!("reflex {name}"),
+                        crate::Level::Error,
+                        &text,
+                    );
+                    tracing::error!(reflex = %name, panic = %text, "reflex panicked; it is disabled");
                     report.failure = Some(text);
                     // What a panicking call filled is not published.
-                    slots = T::Outputs::slots();
+                    *slots = T::Outputs::slots();
                 }
-                report.published += T::Outputs::publish(&mut slots, &mut publishers)?;
+                match T::Outputs::publish(slots, publishers) {
+                    Ok(published) => report.published += published,
+                    Err(e) => {
+                        *error = Some(e);
+                        return;
+                    }
+                }
             }
         }
     }
-    report.budget_overruns = budget.overruns();
-    Ok(report)
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

@@ -81,6 +81,7 @@ pub const ACTUATOR_KIND: NodeKind = NodeKind {
     ],
     check_params: check_actuator,
     run: run_actuator,
+    inline: false,
 };
 
 /// The gateway as a process: the demand for the brake unit's bus bridge on `/vehicle/brake_demand`.

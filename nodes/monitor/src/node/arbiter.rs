@@ -87,6 +87,7 @@ pub const ARBITER_KIND: NodeKind = NodeKind {
     ],
     check_params: check_arbiter,
     run: run_arbiter,
+    inline: false,
 };
 
 /// How many full-braking commands the arbiter sends when it is asked to stop.

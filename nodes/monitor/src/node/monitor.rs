@@ -69,6 +69,7 @@ pub const MONITOR_KIND: NodeKind = NodeKind {
     ],
     check_params: check_monitor,
     run: run_monitor,
+    inline: false,
 };
 
 fn run_monitor(spec: NodeSpec, shutdown: Shutdown) -> Result<(), RunError> {
