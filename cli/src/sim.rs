@@ -63,6 +63,11 @@ pub struct SimOptions {
     /// Record the camera frames too (large: about 1 MB each before compression).
     #[arg(long)]
     record_images: bool,
+    /// Full perception: run the detector and the AEB as one group process (one zenoh session),
+    /// the AEB inline on the detector's thread, instead of a process each. Only the chain's
+    /// launch file differs; lock-step results are the same bit for bit.
+    #[arg(long)]
+    group: bool,
     /// Seed of the noise model, the actors' looks and the sensor noise.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -87,6 +92,7 @@ impl From<SimOptions> for SuiteOptions {
             lockstep: o.lockstep,
             model: o.model,
             record_images: o.record_images,
+            group: o.group,
             seed: o.seed,
             noise_px: o.noise_px,
             dropout: o.dropout,

@@ -23,6 +23,9 @@ pub struct SuiteOptions {
     pub lockstep: bool,
     pub model: PathBuf,
     pub record_images: bool,
+    /// Full perception: the detector and the AEB as one group process, the AEB inline on the
+    /// detector's thread (only the generated launch file differs).
+    pub group: bool,
     pub seed: u64,
     pub noise_px: f64,
     pub dropout: f64,
@@ -158,7 +161,15 @@ impl Chain {
         let file = std::env::temp_dir().join(format!("reflex-sim-chain-{port}.yaml"));
         std::fs::write(
             &file,
-            chain_launch_file(&prefix, port, lockstep, model.as_deref(), &recording, options.record_images),
+            chain_launch_file(
+                &prefix,
+                port,
+                lockstep,
+                model.as_deref(),
+                &recording,
+                options.record_images,
+                options.group,
+            ),
         )?;
         // Catch a bad generated file (or model config) here, with its diagnostics, rather than
         // as a silent chain.
@@ -181,7 +192,11 @@ impl Chain {
         eprintln!(
             "{}: {} as processes (launch file {}, log {})",
             mode.name(),
-            if full { "detector, aeb, monitor, arbiter and recorder" } else { "aeb, monitor, arbiter and recorder" },
+            match (full, options.group) {
+                (true, true) => "detector and aeb as one group (aeb inline), monitor, arbiter and recorder",
+                (true, false) => "detector, aeb, monitor, arbiter and recorder",
+                (false, _) => "aeb, monitor, arbiter and recorder",
+            },
             file.display(),
             options.out.join("chain.log").display()
         );
@@ -224,6 +239,7 @@ fn chain_launch_file(
     model: Option<&Path>,
     recording: &Path,
     record_images: bool,
+    group: bool,
 ) -> String {
     let mut text = format!("zenoh: {{prefix: {prefix}, rendezvous_port: {port}}}\nuse_sim_time: {lockstep}\nnodes:\n");
     let mut required = vec!["aeb", "arbiter"];
@@ -238,6 +254,9 @@ fn chain_launch_file(
             "  - name: aeb\n    kind: aeb\n    inputs:\n      camera_info: {external: true}\n      \
              vehicle_state: {external: true}\n",
         );
+        if group {
+            text.push_str("    inline: true\n");
+        }
     } else {
         text.push_str(
             "  - name: aeb\n    kind: aeb\n    inputs:\n      detections: {external: true}\n      \
@@ -256,6 +275,9 @@ fn chain_launch_file(
         "  - name: recorder\n    kind: recorder\n    params: {{output: {:?}, exclude: {exclude}, queue_messages: 4096}}\n",
         recording.display().to_string()
     ));
+    if group && model.is_some() {
+        text.push_str("groups:\n  - name: perception\n    nodes: [detector, aeb]\n");
+    }
     text
 }
 
