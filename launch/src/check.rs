@@ -195,7 +195,17 @@ pub fn check(loaded: &Loaded) -> Result<Plan, Diagnostics> {
         }
     }
     let acl = loaded.zenoh.access_control.as_ref().map(|access| {
-        acl_of(&endpoints, access, loaded.fault_injection.as_ref(), loaded.use_sim_time, seen.keys().copied())
+        let mut acl =
+            acl_of(&endpoints, access, loaded.fault_injection.as_ref(), loaded.use_sim_time, seen.keys().copied());
+        // A group's members share one session, opened as its first member (`reflex group`).
+        for (_, group) in &loaded.groups {
+            if let Some((first, rest)) = group.nodes.split_first() {
+                for member in rest {
+                    acl.sessions.insert(member.value.clone(), first.value.clone());
+                }
+            }
+        }
+        acl
     });
 
     if !diagnostics.is_empty() {
@@ -359,6 +369,7 @@ fn acl_of<'a>(
         nodes: nodes.map(str::to_string).collect(),
         external: access.external.clone(),
         fault_injectors: injection.map(|i| i.users.clone()).unwrap_or_default(),
+        sessions: BTreeMap::new(),
     }
 }
 

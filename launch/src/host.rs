@@ -23,17 +23,17 @@ pub fn run_group(name: &str, spec: &str) -> Result<bool> {
     prepare_node_process(&members.iter().map(|(_, spec)| spec.clone()).collect::<Vec<_>>());
     let shutdown = Shutdown::on_signals()?;
     exit_if_stuck(&shutdown);
-    // One session for all members (the launcher gives them one transport), so messages between
-    // them stay inside the process. Not under access control: there each member is its own
-    // user, allowed to write its own outputs only, and needs a session of its own.
+    // One session for all members, so messages between them stay inside the process. Under
+    // access control it authenticates as the first member, whom the launcher's rules let do
+    // what every member may (`Acl::sessions`).
     let session = match members.first() {
-        Some((_, spec)) if spec.transport.security.is_none() => {
+        Some((_, spec)) => {
             let mut transport = spec.transport.clone();
             transport.validate()?;
             transport.load_secrets()?;
             Some(transport.open().with_context(|| format!("group `{name}`: cannot open its zenoh session"))?)
         }
-        _ => None,
+        None => None,
     };
     let mut threads = Vec::new();
     for (kind_name, spec) in members {

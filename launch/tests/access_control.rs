@@ -169,3 +169,67 @@ fn without_access_control_the_rogue_gets_through() {
     assert!(seen.sources.contains("arbiter (safe stop)"), "the rogue's safe-stop demand gets through: {seen:?}");
     assert!(seen.deletes > 0 && seen.forged_health > 0 && seen.forged_tokens > 0, "{seen:?}");
 }
+
+/// A group under access control is one process with one identity: its members share one
+/// session, opened as the first member, and the launcher's rules let that session do what each
+/// member may. The camera's frames reach the stats node inside the process, and the stats
+/// node's report (a topic only `stats` may write) reaches a reader outside; rules that did not
+/// know the group would refuse it, since the session is `camera`'s.
+#[test]
+fn a_group_under_access_control_speaks_for_each_member() {
+    use reflex_msgs::diagnostic_msgs::DiagnosticArray;
+    let port = 17763;
+    let dir = std::env::temp_dir().join(format!("reflex-acl-group-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let credentials = dir.join("credentials");
+    let prefix = format!("aclgroup{port}");
+    let file = dir.join("launch.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "zenoh: {{prefix: {prefix}, rendezvous_port: {port}, access_control: {{external: [tools], \
+             credentials_dir: {:?}}}}}\nnodes:\n  - name: camera\n    kind: test-pattern\n    \
+             params: {{fps: 30, width: 64, height: 48}}\n  - name: stats\n    kind: frame-stats\n    \
+             params: {{report_period_s: 0.2}}\ngroups:\n  - name: vision\n    nodes: [camera, stats]\n",
+            credentials.display().to_string()
+        ),
+    )
+    .unwrap();
+    let _launch = launch(&file, |command| {
+        command
+            .current_dir(root())
+            .env("REFLEX_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("launch.log")).unwrap());
+    });
+    let password = credentials.join("tools.password");
+    reflex_testing::wait_until("the launcher writes the tools' credentials", Duration::from_secs(20), || {
+        password.is_file()
+    });
+    let transport = TransportConfig {
+        prefix,
+        security: Some(Security::external("tools", password)),
+        ..TransportConfig::loopback(port)
+    };
+    let tools = Node::new(NodeOptions::new("tools").transport(transport)).unwrap();
+    let mut reports =
+        tools.subscriber::<DiagnosticArray>("/diagnostics", InputOptions::default().capacity(64)).unwrap();
+    let mut rate = None;
+    let start = Instant::now();
+    while rate.is_none() && start.elapsed() < Duration::from_secs(20) {
+        tools.wait_for_input(Duration::from_millis(50));
+        while let Some(report) = reports.recv() {
+            for status in &report.message.status {
+                if status.name.starts_with("stats:") && status.message.ends_with("Hz") {
+                    rate = Some(status.message.clone());
+                }
+            }
+        }
+    }
+    let log = std::fs::read_to_string(dir.join("launch.log")).unwrap_or_default();
+    assert!(rate.is_some(), "no frame report from the grouped stats node within 20 s; launch output:\n{log}");
+    for node in ["camera", "stats"] {
+        assert!(tools.system().find_local_node_pid(node).unwrap().is_some(), "{node} is not listed");
+    }
+}

@@ -192,6 +192,11 @@ pub struct Acl {
     pub external: Vec<String>,
     /// Users that may send fault commands (`<prefix>/_fault/**`).
     pub fault_injectors: Vec<String>,
+    /// Node → the user its process authenticates as, where that is another node's: the members
+    /// of a group share one session, opened as the group's first member, which may then do
+    /// what each member may (one process, one identity: its members share its memory anyway).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sessions: std::collections::BTreeMap<String, String>,
 }
 
 impl Acl {
@@ -240,7 +245,8 @@ impl Acl {
             rules.push(json!({"id": format!("health{index}"), "permission": "allow", "flows": ["ingress"],
                               "messages": ["put"], "key_exprs": health}));
             own.push(format!("health{index}"));
-            subjects.push(json!({"id": format!("user{index}"), "usernames": [user]}));
+            let usernames: Vec<&String> = std::iter::once(*user).chain(self.sessions.get(*user)).collect();
+            subjects.push(json!({"id": format!("user{index}"), "usernames": usernames}));
             policies.push(json!({"id": format!("user{index}"), "rules": own, "subjects": [format!("user{index}")]}));
         }
         if !self.fault_injectors.is_empty() {
