@@ -94,6 +94,10 @@ pub struct ChainArgs {
     /// The detector's inference threads (its `threads` parameter); 0: OpenVINO's default.
     #[arg(long, default_value_t = 0)]
     threads: u32,
+    /// The detector's `hot_wait_ms` (busy-wait before each expected frame) in the launched
+    /// deployments; the floor waits asleep.
+    #[arg(long, default_value_t = 0.0)]
+    hot_wait_ms: f64,
     /// Folder of camera frames (PNG/JPEG, scaled to 640x480); default: road scenes rendered by
     /// `reflex sim dataset` at the start of the run.
     #[arg(long)]
@@ -282,14 +286,14 @@ fn launched(deployment: Deployment, model: &Path, frames: &Path, args: &ChainArg
             "zenoh: {{prefix: {prefix}, rendezvous_port: {port}, shared_memory: true}}\n\
              nodes:\n\
              \x20 - name: camera\n    kind: camera\n    params: {{source: folder, path: {frames:?}, width: {}, height: {}, fps: {}}}\n\
-             \x20 - name: detector\n    kind: detector\n    params: {{model: {model:?}, budget_ms: 200, threads: {}}}\n\
+             \x20 - name: detector\n    kind: detector\n    params: {{model: {model:?}, budget_ms: 200, threads: {}, hot_wait_ms: {}}}\n\
              \x20 - name: aeb\n    kind: aeb{inline}\n\
              \x20 - name: monitor\n    kind: monitor\n    params:\n      required_nodes: [camera, detector, aeb]\n      \
              watch: [{{topic: /camera/image, deadline_ms: 200}}, {{topic: /perception/detections, deadline_ms: 400}}]\n      \
              startup_grace_s: 10\n\
              \x20 - name: arbiter\n    kind: arbiter\n\
              {group}",
-            FRAME_SIZE.0, FRAME_SIZE.1, args.fps, args.threads
+            FRAME_SIZE.0, FRAME_SIZE.1, args.fps, args.threads, args.hot_wait_ms
         ),
     )?;
     let launch = LaunchHandle::start(&std::env::current_exe()?, &file, Duration::from_secs(5), |command| {
