@@ -79,18 +79,30 @@ fn unreadable_images_are_named_and_the_rest_still_run() {
     assert!(stdout.contains("\"person\""), "the good image still ran: {stdout}");
 }
 
-#[test]
-fn detector_benchmark_accounts_for_every_frame() {
+/// Runs `reflex bench ARGS` from the repository root and returns its standard output; the test
+/// fails with the benchmark's errors if it does.
+fn bench(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_reflex"))
         .current_dir(root())
-        .args(["bench", "detector", "--frames", "10", "--fps-seconds", "1"])
+        .arg("bench")
+        .args(args)
         .env("REFLEX_LOG", "error")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&output.stderr));
-    let rows: Vec<Vec<&str>> =
-        stdout.lines().filter(|l| l.starts_with("| ")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    stdout
+}
+
+/// The cells of the table rows that start with `start`.
+fn table_rows<'a>(stdout: &'a str, start: &str) -> Vec<Vec<&'a str>> {
+    stdout.lines().filter(|l| l.starts_with(start)).map(|l| l.split('|').map(str::trim).collect()).collect()
+}
+
+#[test]
+fn detector_benchmark_accounts_for_every_frame() {
+    let stdout = bench(&["detector", "--frames", "10", "--fps-seconds", "1"]);
+    let rows = table_rows(&stdout, "| ");
     let app: Vec<_> = rows.iter().filter(|r| r[1].starts_with("OpenVINO benchmark_app")).collect();
     assert_eq!(app.len(), 2, "before and after:\n{stdout}");
     assert!(app.iter().all(|r| r[2] == "10"), "{app:?}");
@@ -113,18 +125,20 @@ fn detector_benchmark_accounts_for_every_frame() {
 
 #[test]
 fn chain_benchmark_answers_frames_in_every_deployment() {
-    let output = Command::new(env!("CARGO_BIN_EXE_reflex"))
-        .current_dir(root())
-        .args(["bench", "chain", "--models", "models/simnet/simnet.yaml", "--rounds", "1", "--seconds", "2"])
-        .env("REFLEX_LOG", "error")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&output.stderr));
-    let rows: Vec<Vec<&str>> =
-        stdout.lines().filter(|l| l.starts_with("| simnet")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    let stdout = bench(&[
+        "chain",
+        "--models",
+        "models/simnet/simnet.yaml",
+        "--deployments",
+        "processes,threads-inline",
+        "--rounds",
+        "1",
+        "--seconds",
+        "2",
+    ]);
+    let rows = table_rows(&stdout, "| simnet");
     let deployments: Vec<&str> = rows.iter().map(|r| r[2]).collect();
-    assert_eq!(deployments, ["floor (one function)", "processes", "threads (camera+detector+AEB)"], "{stdout}");
+    assert_eq!(deployments, ["floor (one function)", "processes", "threads, AEB inline"], "{stdout}");
     for row in &rows {
         // 2 s at 30 fps: about 60 frames captured, and SimNet keeps up with most of them.
         let (frames, answered): (u64, f64) = (row[3].parse().unwrap(), row[4].trim_end_matches(" %").parse().unwrap());

@@ -16,6 +16,17 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// `reflex launch FILE` from the repository root, its output in `dir`/launch.log.
+fn launch_logged(file: &std::path::Path, dir: &std::path::Path) -> reflex_testing::LaunchHandle {
+    launch(file, |command| {
+        command
+            .current_dir(root())
+            .env("REFLEX_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("launch.log")).unwrap());
+    })
+}
+
 /// What the actuator side saw while the arbiter ran and two rogues (one with credentials of its
 /// own, one with none) tried everything.
 #[derive(Debug, Default)]
@@ -57,13 +68,7 @@ fn commands_seen(port: u16, access_control: bool) -> Seen {
         ),
     )
     .unwrap();
-    let _launch = launch(&file, |command| {
-        command
-            .current_dir(root())
-            .env("REFLEX_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("launch.log")).unwrap());
-    });
+    let _launch = launch_logged(&file, &dir);
     let launch_log = || std::fs::read_to_string(dir.join("launch.log")).unwrap_or_default();
     let as_user = |user: &str| {
         let password = credentials.join(format!("{user}.password"));
@@ -196,13 +201,7 @@ fn a_group_under_access_control_speaks_for_each_member() {
         ),
     )
     .unwrap();
-    let _launch = launch(&file, |command| {
-        command
-            .current_dir(root())
-            .env("REFLEX_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("launch.log")).unwrap());
-    });
+    let _launch = launch_logged(&file, &dir);
     let password = credentials.join("tools.password");
     reflex_testing::wait_until("the launcher writes the tools' credentials", Duration::from_secs(20), || {
         password.is_file()
