@@ -61,6 +61,11 @@ pub struct HilArgs {
     /// When the fault is injected, s after the scenario starts.
     #[arg(long, default_value_t = 1.0)]
     fault_at_s: f64,
+    /// Launch-file arguments of the vehicle stack (KEY=VALUE, repeatable), e.g. the deployment
+    /// `--set perception_group=perception --set aeb_inline=true` (detector and AEB as one
+    /// process, the AEB on the detector's thread).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 /// How the detector's output reaches the AEB in a row: straight, or through the bench, which
@@ -469,6 +474,8 @@ struct StackOptions<'a> {
     faketime: Option<PathBuf>,
     /// The AEB reads the detections the bench relays.
     relay: bool,
+    /// More launch-file arguments (`--set`).
+    sets: &'a [String],
 }
 
 /// The one problem for which a row runs a second time.
@@ -504,6 +511,7 @@ fn run_row(row: &Row, args: &HilArgs, launch: &Path, model: &Path) -> Result<Row
         namespace: namespace.as_ref(),
         faketime: faketime.clone(),
         relay: matches!(row.fault, Fault::Relay(_)),
+        sets: &args.sets,
     };
     let stack = Stack::start(launch, model, &dir, "hil", &options)?;
     // The bench's camera clock: stepped together with the vehicle's in the clock-step rows.
@@ -1088,6 +1096,7 @@ impl Stack {
             sets.push(format!("aeb_detections={RELAYED}"));
             sets.push("relay=true".into());
         }
+        sets.extend(options.sets.iter().cloned());
         let mut launch = LaunchHandle::spawn(command, launch, Duration::from_secs(5), |command| {
             for set in &sets {
                 command.args(["--set", set]);

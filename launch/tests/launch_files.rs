@@ -61,3 +61,29 @@ fn schema_lists_every_top_level_key() {
     }
     assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false), "unknown keys refused");
 }
+
+/// `group:` on nodes, chosen by a launch argument: the HIL bench's vehicle runs as five processes
+/// or, with the detector and the AEB in one group, four; a group that would take in a safety
+/// unit is refused as under `groups:`.
+#[test]
+fn a_launch_argument_chooses_the_deployment() {
+    let root = reflex_testing::root();
+    let check = |sets: &[&str]| {
+        let mut command = Command::new(reflex_testing::reflex_bin());
+        command.args(["check", "hil-tests/vehicle.yaml"]).current_dir(&root);
+        for set in sets {
+            command.args(["--set", set]);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (ok, text) = check(&[]);
+    assert!(ok && text.contains("(5 processes)"), "{text}");
+    let (ok, text) = check(&["perception_group=perception", "aeb_inline=true"]);
+    assert!(ok && text.contains("(4 processes)"), "{text}");
+    let (ok, text) = check(&["perception_group=monitor"]);
+    assert!(!ok && text.contains("group name `monitor` is already used"), "{text}");
+}

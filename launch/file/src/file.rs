@@ -223,6 +223,12 @@ pub struct NodeEntry {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub inline: Option<Spanned<bool>>,
+    /// The group (one process, its members as threads) this node runs in, with every other node
+    /// naming the same one; the same as listing it under `groups:`. Empty or absent: a process
+    /// of its own. With a `${arg:...}` value, a launch argument chooses the deployment.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub group: Option<Spanned<String>>,
     /// A safety unit is never stopped because another unit failed (default: true for the
     /// `monitor`, `arbiter` and `actuator` kinds).
     #[serde(default)]
@@ -445,8 +451,16 @@ fn load_into(
         load_into(&target, &args, loaded, stack, Some((path, &include.file)))?;
     }
     stack.pop();
+    let mut groups = file.groups;
+    for node in &file.nodes {
+        let Some(name) = node.group.as_ref().filter(|name| !name.value.is_empty()) else { continue };
+        match groups.iter_mut().find(|group| group.name.value == name.value) {
+            Some(group) => group.nodes.push(node.name.clone()),
+            None => groups.push(GroupEntry { name: name.clone(), nodes: vec![node.name.clone()] }),
+        }
+    }
     loaded.nodes.extend(file.nodes.into_iter().map(|node| (path.to_path_buf(), node)));
-    loaded.groups.extend(file.groups.into_iter().map(|group| (path.to_path_buf(), group)));
+    loaded.groups.extend(groups.into_iter().map(|group| (path.to_path_buf(), group)));
     Ok(())
 }
 
