@@ -65,8 +65,7 @@ pub struct SimOptions {
     record_images: bool,
     /// Full perception: run the detector and the AEB as one group process (one zenoh session),
     /// the AEB inline on the detector's thread, instead of a process each. Only the chain's
-    /// launch file differs; lock-step results were the same bit for bit (CCRs), but under heavy
-    /// CPU load a lock-step run can stop at a frame the detector never answered (open defect).
+    /// launch file differs; lock-step results are the same bit for bit.
     #[arg(long)]
     group: bool,
     /// Seed of the noise model, the actors' looks and the sensor noise.

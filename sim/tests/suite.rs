@@ -156,7 +156,7 @@ fn check_recording(dir: &Path) {
 }
 
 #[test]
-fn full_stack_lockstep_ccrs_is_green_and_two_runs_agree_bit_for_bit() {
+fn full_stack_lockstep_ccrs_is_green_and_two_runs_agree_bit_for_bit_in_either_deployment() {
     let out = |n: u32| std::env::temp_dir().join(format!("reflex-sim-full-ccrs-{}-{n}", std::process::id()));
     let (ok, stdout, stderr) = sim(&["suite", "ccrs", "--out", out(1).to_str().unwrap()]);
     assert!(ok, "{stderr}\n{stdout}");
@@ -174,15 +174,17 @@ fn full_stack_lockstep_ccrs_is_green_and_two_runs_agree_bit_for_bit() {
     assert!(out(1).join("plots/CCRs_50_km_h__lateral_m_0.png").is_file());
     check_recording(&out(1));
 
-    // The second run as processes too: with `--group` (detector and AEB as one process) the
-    // results were the same bit for bit when run alone, but under this binary's parallel load a
-    // frame went unanswered in 3 of 3 runs (an open defect, see docs/benchmarks.md).
-    let (ok, _, stderr) = sim(&["suite", "ccrs", "--out", out(2).to_str().unwrap()]);
+    // The second run in the other deployment (detector and AEB as one group, the AEB inline on
+    // the detector's thread): lock-step makes the deployment invisible to the results. Under
+    // this binary's parallel load it also caught zenoh dropping a frame to the group (a queue
+    // of 2 batches per link; see `TX_QUEUE_BATCHES`).
+    let (ok, _, stderr) = sim(&["suite", "ccrs", "--group", "--out", out(2).to_str().unwrap()]);
     assert!(ok, "{stderr}");
+    assert!(stderr.contains("detector and aeb as one group (aeb inline)"), "{stderr}");
     assert_eq!(
         std::fs::read(out(1).join("results.json")).unwrap(),
         std::fs::read(out(2).join("results.json")).unwrap(),
-        "two lock-step runs differ"
+        "two lock-step runs differ (processes, then a group)"
     );
 }
 

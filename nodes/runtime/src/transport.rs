@@ -23,6 +23,9 @@ use zenoh::Wait;
 /// How long a client session tries to reach its router before `open` fails.
 pub const CLIENT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 
+/// Batches zenoh may queue per link for the data priority (its default is 2).
+const TX_QUEUE_BATCHES: usize = 16;
+
 /// Port of the loopback rendezvous listener, unless `REFLEX_ZENOH_PORT` says otherwise.
 pub const DEFAULT_RENDEZVOUS_PORT: u16 = 7450;
 
@@ -502,6 +505,11 @@ impl TransportConfig {
             ("connect/retry", retry.into()),
             ("transport/shared_memory/enabled", self.shared_memory.to_string()),
             ("transport/link/rx/max_message_size", self.max_message_size.to_string()),
+            // Every message is express (its own batch), and zenoh queues 2 batches per link and
+            // priority: a burst of 3 to one peer (the simulator's clock, frame, camera model and
+            // vehicle state to a group) while the sending thread waits for a core was dropped
+            // after 1 ms. 16 batches hold any burst of the chain's messages.
+            ("transport/link/tx/queue/size/data", TX_QUEUE_BATCHES.to_string()),
             // Do not hold `open` for ~0.5 s waiting on gossip: publishers that must not lose
             // their first messages wait for subscribers explicitly (`wait_for_subscribers`).
             ("open/return_conditions/connect_scouted", "false".into()),
