@@ -253,7 +253,9 @@ impl AebCore {
                 let measurement = Measurement {
                     class_id: best.hypothesis.class_id.clone(),
                     range_m,
-                    lateral_m: estimate.lateral_m,
+                    // The box centre's bearing at the range used (the width's when the bottom
+                    // edge is cut off by the image).
+                    lateral_m: estimate.lateral_m * (range_m / estimate.range_m),
                     range_sigma_m: Some(range_sigma_m),
                 };
                 if measurement.is_valid() {
