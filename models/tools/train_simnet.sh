@@ -17,8 +17,8 @@ fi
 cargo build --release --bin reflex --manifest-path "$ROOT/Cargo.toml"
 REFLEX="$ROOT/target/release/reflex"
 # Training and held-out sets from different seeds: no scene is in both.
-[[ -f "$DATA/train/labels.json" ]] || "$REFLEX" sim dataset --out "$DATA/train" --count 6000 --seed 1
+[[ -f "$DATA/train/labels.json" ]] || "$REFLEX" sim dataset --out "$DATA/train" --count 8000 --seed 1
 [[ -f "$DATA/val/labels.json" ]] || "$REFLEX" sim dataset --out "$DATA/val" --count 600 --seed 2
-"$VENV/bin/python" "$ROOT/models/tools/train_simnet.py" --train "$DATA/train" --out "$OUT" "$@"
+"$VENV/bin/python" "$ROOT/models/tools/train_simnet.py" --train "$DATA/train" --out "$OUT" --epochs 20 "$@"
 "$VENV/bin/python" "$ROOT/models/tools/quantize_simnet.py" --model "$OUT/simnet.xml" \
     --calibration "$DATA/train" --val "$DATA/val" --out "$OUT/simnet-int8.xml" --report "$OUT/eval.json"
