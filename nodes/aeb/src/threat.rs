@@ -15,8 +15,9 @@
 //!
 //! An object counts when it will be in the ego's swept path when the ego gets there: its
 //! [`PathWindow`] (from its lateral offset and, once the tracker is sure of it, its lateral
-//! speed) contains the TTC. A pedestrian walking into the path is a threat seconds before
-//! they are in it; one who will have crossed is none.
+//! speed) overlaps the arrivals the estimates allow (see [`in_path_on_arrival`]). A pedestrian
+//! walking into the path is a threat seconds before they are in it; one who will have crossed
+//! is none.
 //!
 //! The response escalates at once. Braking (partial or full) holds while the ego still closes on
 //! an object in its path, to a standstill if need be: no release and re-apply on the way in.
