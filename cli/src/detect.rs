@@ -29,6 +29,10 @@ pub struct DetectArgs {
     /// Overrides the model config's score threshold.
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// Also run the model over the image's centre at full resolution (a window of the model's
+    /// input size): finds objects too small in the resized image.
+    #[arg(long)]
+    pub zoom: bool,
 }
 
 pub fn run(args: DetectArgs) -> Result<bool> {
@@ -37,6 +41,7 @@ pub fn run(args: DetectArgs) -> Result<bool> {
         hint: args.hint.clone(),
         threads: args.threads,
         score_threshold: args.threshold,
+        zoom: args.zoom,
         ..Default::default()
     };
     let mut detector = Detector::load(&args.model, options)?;

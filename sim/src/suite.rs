@@ -246,7 +246,7 @@ fn chain_launch_file(
     if let Some(model) = model {
         required.insert(0, "detector");
         text.push_str(&format!(
-            "  - name: detector\n    kind: detector\n    params: {{model: {:?}, budget_ms: 60}}\n    \
+            "  - name: detector\n    kind: detector\n    params: {{model: {:?}, budget_ms: 60, zoom: true}}\n    \
              inputs:\n      image: {{external: true, capacity: 1, policy: drop_oldest}}\n",
             model.display().to_string()
         ));
@@ -433,7 +433,11 @@ fn write_report(out: &Path, config: &RunConfig, results: &[CellResult], run: &Ru
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)? + "\n")?;
     let seeing = match (run.perception, run.model) {
         (Perception::Rendered, Some(model)) => {
-            format!("rendered camera frames through the OpenVINO detector (model config {})", model.display())
+            format!(
+                "rendered camera frames through the OpenVINO detector (model config {}; zoom: a second pass over \
+                 the frame's centre at full resolution)",
+                model.display()
+            )
         }
         _ => format!(
             "ground truth with noise (edge σ {} px, dropout {})",

@@ -4,7 +4,7 @@
 use crate::config::{Element, LoadedModelConfig, ResizeMode};
 use crate::decode::{self, Detection, Outputs};
 use openvino::prepostprocess::Pipeline;
-use openvino::{Core, DeviceType, ElementType, Layout, Model, ResizeAlgorithm, RwPropertyKey, Shape, Tensor};
+use openvino::{Core, DeviceType, ElementType, Layout, ResizeAlgorithm, RwPropertyKey, Shape, Tensor};
 use std::path::Path;
 
 /// How to run the model.
@@ -20,6 +20,9 @@ pub struct DetectorOptions {
     pub threads: u32,
     /// Overrides the model config's score threshold.
     pub score_threshold: Option<f32>,
+    /// Also runs the model over the frame's centre at full resolution (a window of the model's
+    /// input size), for objects too small in the resized frame; see [`Detector::detect`].
+    pub zoom: bool,
 }
 
 impl Default for DetectorOptions {
@@ -30,6 +33,7 @@ impl Default for DetectorOptions {
             precision: String::new(),
             threads: 0,
             score_threshold: None,
+            zoom: false,
         }
     }
 }
@@ -76,10 +80,18 @@ pub struct Detector {
     config: LoadedModelConfig,
     options: DetectorOptions,
     core: Core,
-    model: Model,
+    /// The model as read from its files, kept to be read again for each compilation: OpenVINO's
+    /// preprocessing changes the model it is built on, and a model already given one frame
+    /// size's input cannot take another's (the zoomed pass compiles a second size).
+    model_files: (String, String),
     compiled: Option<Compiled>,
     compiles: u64,
     candidates: Vec<Detection>,
+    /// With `zoom`: the model compiled for a window of its own input size, the window's pixels
+    /// and what was found in it.
+    zoomed: Option<Compiled>,
+    window: Vec<u8>,
+    in_window: Vec<Detection>,
 }
 
 impl Detector {
@@ -126,8 +138,19 @@ impl Detector {
                 })?;
             }
         }
-        let mut detector =
-            Self { config, options, core, model, compiled: None, compiles: 0, candidates: Vec::with_capacity(1024) };
+        let model_files = (model_file.to_owned(), weights);
+        let mut detector = Self {
+            config,
+            options,
+            core,
+            model_files,
+            compiled: None,
+            compiles: 0,
+            candidates: Vec::with_capacity(1024),
+            zoomed: None,
+            window: Vec::new(),
+            in_window: Vec::new(),
+        };
         let (w, h) = (detector.config.config.input.width, detector.config.config.input.height);
         detector.prepare(w, h)?;
         Ok(detector)
@@ -168,6 +191,11 @@ impl Detector {
         if self.compiled.as_ref().is_some_and(|c| c.frame == (width, height)) {
             return Ok(());
         }
+        self.compiled = Some(self.compile(width, height)?);
+        Ok(())
+    }
+
+    fn compile(&mut self, width: u32, height: u32) -> Result<Compiled, DetectorError> {
         let ((cw, ch), (ox, oy)) = self.canvas(width, height);
         if cw.saturating_mul(ch) > MAX_CANVAS_PIXELS {
             return Err(DetectorError::Geometry(format!(
@@ -191,7 +219,11 @@ impl Detector {
             Tensor::new(ElementType::U8, &Shape::new(&[1, i64::from(canvas.1), i64::from(canvas.0), 3]).unwrap())
         }
         .map_err(|e| error("cannot make the input tensor", e))?;
-        let pipeline = Pipeline::new(&self.model).map_err(|e| error("preprocessing", e))?;
+        let model = self
+            .core
+            .read_model_from_file(&self.model_files.0, &self.model_files.1)
+            .map_err(|e| error("OpenVINO cannot read this model", e))?;
+        let pipeline = Pipeline::new(&model).map_err(|e| error("preprocessing", e))?;
         let input_info = match &input.name {
             Some(name) => pipeline.get_input_info_by_name(name),
             None => pipeline.get_input_info_by_index(0),
@@ -210,7 +242,7 @@ impl Detector {
         }
         let mut model_info = input_info.get_model_info().map_err(|e| error("preprocessing", e))?;
         model_info.set_layout(Layout::new(&input.layout).unwrap()).map_err(|e| error("preprocessing: layout", e))?;
-        let outputs = self.model.get_outputs_len().map_err(|e| error("outputs", e))?;
+        let outputs = model.get_outputs_len().map_err(|e| error("outputs", e))?;
         for index in 0..outputs {
             let output_info = pipeline.get_output_info_by_index(index).map_err(|e| error("outputs", e))?;
             let mut output_tensor = output_info.get_tensor_info().map_err(|e| error("outputs", e))?;
@@ -255,7 +287,8 @@ impl Detector {
             if on_cpu { vec![input.pad_value; canvas.0 as usize * canvas.1 as usize * 3] } else { Vec::new() };
         let outputs = found.into_iter().map(|(name, shape, _)| (name, shape)).collect();
         self.compiles += 1;
-        self.compiled = Some(Compiled {
+        tracing::debug!(width, height, canvas = ?canvas, device = %self.options.device, "detector compiled for frame size");
+        Ok(Compiled {
             frame: (width, height),
             canvas,
             offset,
@@ -264,9 +297,7 @@ impl Detector {
             cpu_canvas,
             outputs,
             fetched: Vec::new(),
-        });
-        tracing::debug!(width, height, canvas = ?canvas, device = %self.options.device, "detector compiled for frame size");
-        Ok(())
+        })
     }
 
     /// Runs the model on an `rgb8` frame; `out` receives the detections in frame pixels, best
@@ -284,55 +315,116 @@ impl Detector {
         }
         self.prepare(width, height)?;
         let compiled = self.compiled.as_mut().expect("prepared above");
-        let inference = |e: openvino::InferenceError| DetectorError::Inference(describe(&e));
-        let input = &self.config.config.input;
-        if input.normalises_on_cpu() {
-            place(rgb, width, compiled.canvas.0, compiled.offset, &mut compiled.cpu_canvas);
-            let data = compiled.input.get_data_mut::<f32>().map_err(inference)?;
-            let normalise = Normalise {
-                mean: input.mean.unwrap_or([0.0; 3]),
-                scale: input.scale.unwrap_or([1.0; 3]),
-                planar: input.layout == "NCHW",
-            };
-            resize_normalise(&compiled.cpu_canvas, compiled.canvas, data, (input.width, input.height), &normalise);
-        } else {
-            let data = compiled.input.get_raw_data_mut().map_err(inference)?;
-            place(rgb, width, compiled.canvas.0, compiled.offset, data);
+        infer(compiled, &self.config.config, &self.options, &mut self.candidates, rgb, width, height, out)?;
+        if self.options.zoom {
+            self.zoom(rgb, width, height, out)?;
         }
-        compiled.request.set_input_tensor(&compiled.input).map_err(inference)?;
-        compiled.request.infer().map_err(inference)?;
-        compiled.fetched.clear();
-        for (name, _) in &compiled.outputs {
-            let tensor = compiled.request.get_tensor(name).map_err(inference)?;
-            compiled.fetched.push(tensor);
-        }
-        let config = &self.config.config;
-        let threshold = self.options.score_threshold.unwrap_or(config.score_threshold);
-        self.candidates.clear();
-        let views = TensorOutputs { outputs: &compiled.outputs, tensors: &compiled.fetched };
-        decode::decode(
-            &config.decoder,
-            (config.input.width, config.input.height),
-            &views,
-            threshold,
-            &mut self.candidates,
-        )
-        .map_err(DetectorError::Inference)?;
-        decode::nms(&mut self.candidates, config.nms_iou, config.max_detections);
-        // Model-input pixels → canvas pixels → frame pixels, clamped to the frame.
-        let sx = compiled.canvas.0 as f32 / config.input.width as f32;
-        let sy = compiled.canvas.1 as f32 / config.input.height as f32;
-        let (ox, oy) = (compiled.offset.0 as f32, compiled.offset.1 as f32);
-        let (fw, fh) = (width as f32, height as f32);
-        out.extend(self.candidates.iter().map(|d| Detection {
-            x0: (d.x0 * sx - ox).clamp(0.0, fw),
-            y0: (d.y0 * sy - oy).clamp(0.0, fh),
-            x1: (d.x1 * sx - ox).clamp(0.0, fw),
-            y1: (d.y1 * sy - oy).clamp(0.0, fh),
-            ..*d
-        }));
         Ok(())
     }
+
+    /// The zoomed pass: the model over the window of its own input size at the frame's centre,
+    /// at full resolution (a 640x480 camera and a 320x240 model: the middle quarter, where the
+    /// road ahead and what is far on it are, at twice the pixels). Boxes cut by the window's
+    /// edges inside the frame are dropped (the full-frame pass sees those objects whole); the
+    /// rest replace the full frame's boxes of the same objects (same class, IoU above the NMS
+    /// threshold): inside the window the zoomed box is the one measured with more pixels, and
+    /// taking whichever scored higher in each frame made a lead car's box, and so its range,
+    /// jump between the two from frame to frame. Nothing happens for frames not larger than the
+    /// window.
+    fn zoom(&mut self, rgb: &[u8], width: u32, height: u32, out: &mut Vec<Detection>) -> Result<(), DetectorError> {
+        let input = &self.config.config.input;
+        let (ww, wh) = (input.width, input.height);
+        if width <= ww || height <= wh {
+            return Ok(());
+        }
+        if self.zoomed.is_none() {
+            self.zoomed = Some(self.compile(ww, wh)?);
+        }
+        let (x0, y0) = ((width - ww) / 2, (height - wh) / 2);
+        self.window.clear();
+        for row in y0..y0 + wh {
+            let start = (row as usize * width as usize + x0 as usize) * 3;
+            self.window.extend_from_slice(&rgb[start..start + ww as usize * 3]);
+        }
+        let zoomed = self.zoomed.as_mut().expect("compiled above");
+        let config = &self.config.config;
+        infer(zoomed, config, &self.options, &mut self.candidates, &self.window, ww, wh, &mut self.in_window)?;
+        let (left, top) = (x0 > 0, y0 > 0);
+        let (right, bottom) = (x0 + ww < width, y0 + wh < height);
+        let (fw, fh) = (ww as f32, wh as f32);
+        const EDGE: f32 = 1.0;
+        self.in_window.retain(|d| {
+            !((left && d.x0 <= EDGE)
+                || (top && d.y0 <= EDGE)
+                || (right && d.x1 >= fw - EDGE)
+                || (bottom && d.y1 >= fh - EDGE))
+        });
+        for d in &mut self.in_window {
+            (d.x0, d.y0, d.x1, d.y1) = (d.x0 + x0 as f32, d.y0 + y0 as f32, d.x1 + x0 as f32, d.y1 + y0 as f32);
+        }
+        let zoomed = &self.in_window;
+        out.retain(|d| !zoomed.iter().any(|z| z.class == d.class && z.iou(d) > config.nms_iou));
+        out.extend_from_slice(zoomed);
+        decode::nms(out, config.nms_iou, config.max_detections);
+        Ok(())
+    }
+}
+
+/// One pass of a compiled model over an `rgb8` frame of the size it was compiled for: `out`
+/// receives the detections in frame pixels, best first, after non-maximum suppression.
+#[allow(clippy::too_many_arguments)]
+fn infer(
+    compiled: &mut Compiled,
+    config: &crate::config::ModelConfig,
+    options: &DetectorOptions,
+    candidates: &mut Vec<Detection>,
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    out: &mut Vec<Detection>,
+) -> Result<(), DetectorError> {
+    out.clear();
+    let inference = |e: openvino::InferenceError| DetectorError::Inference(describe(&e));
+    let input = &config.input;
+    if input.normalises_on_cpu() {
+        place(rgb, width, compiled.canvas.0, compiled.offset, &mut compiled.cpu_canvas);
+        let data = compiled.input.get_data_mut::<f32>().map_err(inference)?;
+        let normalise = Normalise {
+            mean: input.mean.unwrap_or([0.0; 3]),
+            scale: input.scale.unwrap_or([1.0; 3]),
+            planar: input.layout == "NCHW",
+        };
+        resize_normalise(&compiled.cpu_canvas, compiled.canvas, data, (input.width, input.height), &normalise);
+    } else {
+        let data = compiled.input.get_raw_data_mut().map_err(inference)?;
+        place(rgb, width, compiled.canvas.0, compiled.offset, data);
+    }
+    compiled.request.set_input_tensor(&compiled.input).map_err(inference)?;
+    compiled.request.infer().map_err(inference)?;
+    compiled.fetched.clear();
+    for (name, _) in &compiled.outputs {
+        let tensor = compiled.request.get_tensor(name).map_err(inference)?;
+        compiled.fetched.push(tensor);
+    }
+    let threshold = options.score_threshold.unwrap_or(config.score_threshold);
+    candidates.clear();
+    let views = TensorOutputs { outputs: &compiled.outputs, tensors: &compiled.fetched };
+    decode::decode(&config.decoder, (config.input.width, config.input.height), &views, threshold, candidates)
+        .map_err(DetectorError::Inference)?;
+    decode::nms(candidates, config.nms_iou, config.max_detections);
+    // Model-input pixels → canvas pixels → frame pixels, clamped to the frame.
+    let sx = compiled.canvas.0 as f32 / config.input.width as f32;
+    let sy = compiled.canvas.1 as f32 / config.input.height as f32;
+    let (ox, oy) = (compiled.offset.0 as f32, compiled.offset.1 as f32);
+    let (fw, fh) = (width as f32, height as f32);
+    out.extend(candidates.iter().map(|d| Detection {
+        x0: (d.x0 * sx - ox).clamp(0.0, fw),
+        y0: (d.y0 * sy - oy).clamp(0.0, fh),
+        x1: (d.x1 * sx - ox).clamp(0.0, fw),
+        y1: (d.y1 * sy - oy).clamp(0.0, fh),
+        ..*d
+    }));
+    Ok(())
 }
 
 /// Copies a packed rgb8 frame into a canvas of `canvas_width` at `offset` (the whole canvas

@@ -60,6 +60,8 @@ pub struct DetectorConfig {
     pub report_period_s: f64,
     /// Busy-wait this long before each expected frame, ms (0: off); see [`HotWait`].
     pub hot_wait_ms: f64,
+    /// A second pass over the frame's centre at full resolution (see `Detector::detect`).
+    pub zoom: bool,
 }
 
 impl Default for DetectorConfig {
@@ -75,6 +77,7 @@ impl Default for DetectorConfig {
             inject_delay_ms: 0.0,
             report_period_s: 1.0,
             hot_wait_ms: 0.0,
+            zoom: false,
         }
     }
 }
@@ -87,6 +90,7 @@ impl DetectorConfig {
             precision: self.precision.clone(),
             threads: self.threads,
             score_threshold: self.score_threshold,
+            zoom: self.zoom,
         }
     }
 }
@@ -132,6 +136,12 @@ pub const DETECTOR_KIND: NodeKind = NodeKind {
         ("inject_delay_ms", "0", "fault injection: every frame takes this much longer (inside the budget)"),
         ("report_period_s", "1", "seconds between reports (rate, per-frame time, drops) on /diagnostics"),
         ("hot_wait_ms", "0", "busy-wait this long before each expected frame (off: 0); costs that much CPU per frame"),
+        (
+            "zoom",
+            "false",
+            "also run the model over the frame's centre at full resolution (a window of the model's input size): \
+             finds what is too small in the resized frame, for a second inference per frame",
+        ),
     ],
     check_params: check,
     run,

@@ -95,6 +95,38 @@ fn finds_most_pedestrians_in_vtest_frames() {
     }
 }
 
+/// The zoomed pass (`zoom`: the model again over the frame's centre at full resolution) on
+/// the vtest frames (768x576; NanoDet's input is 416x416, so the window is the middle 416x416
+/// at 1.85 times the pixels of the resized frame): every pedestrian found without it is found
+/// again, so recall does not drop, every box lies inside the frame, and the window's model is
+/// compiled once, not per frame.
+#[test]
+fn the_zoomed_pass_keeps_what_the_full_frame_finds() {
+    let mut plain = nanodet();
+    let options = DetectorOptions { zoom: true, ..DetectorOptions::default() };
+    let mut zoomed = Detector::load(&root().join("models/nanodet/nanodet.yaml"), options).unwrap();
+    let (mut before, mut after, mut compiles) = (0, 0, None);
+    for file in VTEST {
+        let (found, more) = (detect(&mut plain, file), detect(&mut zoomed, file));
+        for truth in ground_truth(file) {
+            let (was, is) = (best_iou(&plain, &found, &truth) >= 0.5, best_iou(&zoomed, &more, &truth) >= 0.5);
+            assert!(is || !was, "{file}: {:?} found without the zoom, lost with it; {more:?}", truth.box_);
+            (before, after) = (before + usize::from(was), after + usize::from(is));
+        }
+        let image = image::open(fixtures().join(file)).unwrap();
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        for d in &more {
+            assert!(
+                0.0 <= d.x0 && d.x0 < d.x1 && d.x1 <= w && 0.0 <= d.y0 && d.y0 < d.y1 && d.y1 <= h,
+                "{file}: {d:?}"
+            );
+        }
+        assert_eq!(*compiles.get_or_insert(zoomed.compiles()), zoomed.compiles(), "compiled again for {file}");
+    }
+    println!("vtest pedestrians found at IoU >= 0.5: {before} without the zoom, {after} with it");
+    assert!(after >= before);
+}
+
 /// The INT8 model (NNCF, calibrated on other frames and photographs of the same Debian packages)
 /// against FP32 on every fixture: each FP32 detection found again (same class, IoU >= 0.9) but
 /// at most one per image (a score at the threshold), at most two extra per image, and box edges
