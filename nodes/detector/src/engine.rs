@@ -301,7 +301,8 @@ impl Detector {
     }
 
     /// Runs the model on an `rgb8` frame; `out` receives the detections in frame pixels, best
-    /// first, after non-maximum suppression.
+    /// first, after non-maximum suppression. With [`DetectorOptions::zoom`], the zoomed pass
+    /// over the frame's centre joins them (see `zoom`).
     pub fn detect(
         &mut self,
         rgb: &[u8],
