@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Quantises SimNet to INT8 with NNCF (post-training, on rendered calibration images; the heads'
-1x1 output convolutions stay FP32, full bias correction) and
-measures both precisions: mAP@0.5 on held-out renders and latency.
+"""Quantises SimNet to INT8 with NNCF (post-training on rendered calibration images, full bias
+correction, the heads' 1x1 output convolutions kept in FP32) and measures both precisions:
+mAP@0.5 on held-out renders and latency.
 
     quantize_simnet.py --model models/simnet/simnet.xml --calibration DIR --val DIR
                        [--out models/simnet/simnet-int8.xml] [--report models/simnet/eval.json]

@@ -441,9 +441,11 @@ pub fn in_path_on_arrival(track: &Track, threat: &Threat, config: &ThreatConfig)
     let Some(window) = config.path_window(track) else { return false };
     let Closing { range_m, speed_mps, .. } = threat.estimate;
     let estimated = if speed_mps > 1e-3 { range_m / speed_mps } else { f64::INFINITY };
-    let arrivals = [threat.decision_ttc_s(), estimated].map(|t| if t.is_finite() { t } else { f64::NAN });
-    let (from, to) = (arrivals[0].min(arrivals[1]), arrivals[0].max(arrivals[1]));
-    if from.is_nan() {
+    let (from, to) = [threat.decision_ttc_s(), estimated]
+        .into_iter()
+        .filter(|t| t.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(from, to), t| (from.min(t), to.max(t)));
+    if from > to {
         return window.counts_at(0.0);
     }
     window.counts_between(from, to)

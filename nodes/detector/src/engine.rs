@@ -347,25 +347,27 @@ impl Detector {
             let start = (row as usize * width as usize + x0 as usize) * 3;
             self.window.extend_from_slice(&rgb[start..start + ww as usize * 3]);
         }
-        let zoomed = self.zoomed.as_mut().expect("compiled above");
+        let compiled = self.zoomed.as_mut().expect("compiled above");
         let config = &self.config.config;
-        infer(zoomed, config, &self.options, &mut self.candidates, &self.window, ww, wh, &mut self.in_window)?;
-        let (left, top) = (x0 > 0, y0 > 0);
-        let (right, bottom) = (x0 + ww < width, y0 + wh < height);
-        let (fw, fh) = (ww as f32, wh as f32);
+        infer(compiled, config, &self.options, &mut self.candidates, &self.window, ww, wh, &mut self.in_window)?;
+        // A box edge this close to a window edge that lies inside the frame is cut by the window.
         const EDGE: f32 = 1.0;
+        let (cut_left, cut_top) = (x0 > 0, y0 > 0);
+        let (cut_right, cut_bottom) = (x0 + ww < width, y0 + wh < height);
+        let (window_w, window_h) = (ww as f32, wh as f32);
         self.in_window.retain(|d| {
-            !((left && d.x0 <= EDGE)
-                || (top && d.y0 <= EDGE)
-                || (right && d.x1 >= fw - EDGE)
-                || (bottom && d.y1 >= fh - EDGE))
+            !((cut_left && d.x0 <= EDGE)
+                || (cut_top && d.y0 <= EDGE)
+                || (cut_right && d.x1 >= window_w - EDGE)
+                || (cut_bottom && d.y1 >= window_h - EDGE))
         });
+        let (dx, dy) = (x0 as f32, y0 as f32);
         for d in &mut self.in_window {
-            (d.x0, d.y0, d.x1, d.y1) = (d.x0 + x0 as f32, d.y0 + y0 as f32, d.x1 + x0 as f32, d.y1 + y0 as f32);
+            (d.x0, d.y0, d.x1, d.y1) = (d.x0 + dx, d.y0 + dy, d.x1 + dx, d.y1 + dy);
         }
-        let zoomed = &self.in_window;
-        out.retain(|d| !zoomed.iter().any(|z| z.class == d.class && z.iou(d) > config.nms_iou));
-        out.extend_from_slice(zoomed);
+        let in_window = &self.in_window;
+        out.retain(|d| !in_window.iter().any(|z| z.class == d.class && z.iou(d) > config.nms_iou));
+        out.extend_from_slice(in_window);
         decode::nms(out, config.nms_iou, config.max_detections);
         Ok(())
     }
